@@ -1,0 +1,1 @@
+"""Calls: what happened to each inbound call, stored for the agents' screens and reports."""

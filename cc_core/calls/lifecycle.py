@@ -1,0 +1,65 @@
+"""The call record's lifecycle from switch events: hang-ups, and calls that ended unseen.
+
+Hang-up cause and time come from AMI's ``Hangup`` event. After the AMI link comes back, calls
+the database still holds open but the switch no longer has are closed, so an outage of the
+link never leaves a call "in progress" for ever.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import OrderedDict
+from datetime import UTC, datetime
+
+from cc_core.bus import EventBus
+from cc_core.calls.store import CallStore
+from cc_core.switch.events import ChannelHungUp, SwitchResynced
+from cc_core.switch.view import SwitchView
+
+log = logging.getLogger(__name__)
+
+UNSEEN_END = "ended while the controller was disconnected"
+# Hang-ups of calls not (yet) in the database, kept briefly: a caller can hang up in the
+# milliseconds between the AGI session's start and its arrival row being committed.
+EARLY_HANGUPS_KEPT = 1000
+
+
+class CallLifecycle:
+    """Subscribes to the bus and keeps the call records' ends right."""
+
+    def __init__(self, store: CallStore, view: SwitchView, bus: EventBus) -> None:
+        self.store = store
+        self.view = view
+        self._early_hangups: OrderedDict[str, tuple[ChannelHungUp, datetime]] = OrderedDict()
+        bus.subscribe(ChannelHungUp, self.on_hangup)
+        bus.subscribe(SwitchResynced, self.on_resync)
+
+    async def register_arrival(
+        self, uniqueid: str, linkedid: str, caller_number: str, dialed_number: str, channel: str, at: datetime
+    ) -> int:
+        """Write the call's arrival; apply a hang-up that overtook it."""
+        call_id = await asyncio.to_thread(
+            self.store.call_arrived, uniqueid, linkedid, caller_number, dialed_number, channel, at
+        )
+        early = self._early_hangups.pop(uniqueid, None)
+        if early is not None:
+            event, when = early
+            await asyncio.to_thread(self.store.call_ended, uniqueid, event.cause, event.cause_text, when)
+        return call_id
+
+    async def on_hangup(self, event: ChannelHungUp) -> None:
+        now = datetime.now(UTC)
+        known = await asyncio.to_thread(self.store.call_ended, event.uniqueid, event.cause, event.cause_text, now)
+        if not known:
+            self._early_hangups[event.uniqueid] = (event, now)
+            while len(self._early_hangups) > EARLY_HANGUPS_KEPT:
+                self._early_hangups.popitem(last=False)
+
+    async def on_resync(self, event: SwitchResynced) -> None:
+        open_calls = await asyncio.to_thread(self.store.open_calls)
+        gone = [uid for uid in open_calls if uid not in self.view.channels]
+        for uid in gone:
+            await asyncio.to_thread(self.store.call_ended, uid, None, UNSEEN_END, datetime.now(UTC))
+        if gone:
+            log.info("closed calls that ended while disconnected", extra={"count": len(gone)})

@@ -1,0 +1,238 @@
+"""The call record: one row per call plus its timeline, written by the controller.
+
+Methods are synchronous and each is one transaction; the asyncio controller runs them through
+``asyncio.to_thread``. Asterisk can repeat or reorder what it tells us (AMI and AGI both report
+a call, the controller may restart mid-call), so writes are idempotent where that matters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, selectinload, sessionmaker
+
+from cc_core.db.models import Call, CallEvent
+
+# Column widths (see cc_core.db.models): PostgreSQL refuses longer text, so values from the
+# switch are clipped rather than letting one odd caller ID fail the call's record.
+_NUMBER_LEN = 32
+_CHANNEL_LEN = 128
+_DIGITS_LEN = 64
+_CAUSE_TEXT_LEN = 64
+_ID_LEN = 64
+
+
+@dataclass(frozen=True)
+class CallView:
+    """A read-only snapshot of a call and its timeline (oldest event first)."""
+
+    id: int
+    uniqueid: str
+    linkedid: str
+    caller_number: str
+    dialed_number: str
+    channel: str
+    arrived_at: datetime
+    answered_at: datetime | None
+    ended_at: datetime | None
+    digits: str
+    hangup_cause: int | None
+    hangup_cause_text: str | None
+    status: str
+    fallback: bool
+    events: list[tuple[datetime, str, dict[str, Any]]] = field(default_factory=list)
+
+    @classmethod
+    def from_row(cls, call: Call) -> CallView:
+        return cls(
+            id=call.id,
+            uniqueid=call.uniqueid,
+            linkedid=call.linkedid,
+            caller_number=call.caller_number,
+            dialed_number=call.dialed_number,
+            channel=call.channel,
+            arrived_at=call.arrived_at,
+            answered_at=call.answered_at,
+            ended_at=call.ended_at,
+            digits=call.digits,
+            hangup_cause=call.hangup_cause,
+            hangup_cause_text=call.hangup_cause_text,
+            status=call.status,
+            fallback=call.fallback,
+            events=[(e.at, e.kind, dict(e.detail)) for e in call.events],
+        )
+
+
+def _text(value: str, limit: int) -> str:
+    # PostgreSQL text cannot hold NUL; a garbled caller ID must not lose the call record.
+    return value.replace("\x00", "")[:limit]
+
+
+def _aware(at: datetime) -> None:
+    # Checked here so the caller gets a plain ValueError, not one wrapped by SQLAlchemy.
+    if at.tzinfo is None or at.utcoffset() is None:
+        raise ValueError(f"naive datetime {at.isoformat()}; pass an aware one (datetime.now(UTC))")
+
+
+def _key(value: str, name: str) -> str:
+    if not value or len(value) > _ID_LEN:
+        raise ValueError(f"{name} must be 1 to {_ID_LEN} characters, got {value!r}")
+    return value
+
+
+class CallStore:
+    """Reads and writes calls through a sessionmaker (see :func:`cc_core.db.session.make_sessionmaker`)."""
+
+    def __init__(self, sessions: sessionmaker[Session]) -> None:
+        self._sessions = sessions
+
+    # Separate so tests can widen the gap between "not there" and the insert.
+    def _find_id(self, session: Session, uniqueid: str) -> int | None:
+        return session.scalar(select(Call.id).where(Call.uniqueid == uniqueid))
+
+    def _add_event(self, session: Session, call_id: int, at: datetime, kind: str, detail: Mapping[str, Any]) -> None:
+        session.add(CallEvent(call_id=call_id, at=at, kind=kind, detail=dict(detail)))
+
+    def call_arrived(
+        self,
+        uniqueid: str,
+        linkedid: str,
+        caller_number: str,
+        dialed_number: str,
+        channel: str,
+        at: datetime,
+        *,
+        caller_name: str = "",
+    ) -> int:
+        """Record a new call and return its id.
+
+        Idempotent on ``uniqueid``: a repeat (or a concurrent duplicate from another thread or
+        process) returns the existing id and changes nothing. ``caller_name`` (caller ID name)
+        goes into the "arrived" event's detail.
+        """
+        uniqueid = _key(uniqueid, "uniqueid")
+        linkedid = _key(linkedid, "linkedid")
+        _aware(at)
+        try:
+            with self._sessions() as session, session.begin():
+                existing = self._find_id(session, uniqueid)
+                if existing is not None:
+                    return existing
+                call = Call(
+                    uniqueid=uniqueid,
+                    linkedid=linkedid,
+                    caller_number=_text(caller_number, _NUMBER_LEN),
+                    dialed_number=_text(dialed_number, _NUMBER_LEN),
+                    channel=_text(channel, _CHANNEL_LEN),
+                    arrived_at=at,
+                )
+                session.add(call)
+                session.flush()
+                detail: dict[str, Any] = {
+                    "caller_number": call.caller_number,
+                    "dialed_number": call.dialed_number,
+                    "channel": call.channel,
+                }
+                if caller_name:
+                    detail["caller_name"] = caller_name.replace("\x00", "")
+                self._add_event(session, call.id, at, "arrived", detail)
+                return call.id
+        except IntegrityError:
+            # Lost the race to another writer between our SELECT and INSERT: its row is
+            # committed now. If there is still no row, the error was something else.
+            with self._sessions() as session:
+                existing = self._find_id(session, uniqueid)
+            if existing is None:
+                raise
+            return existing
+
+    def add_digits(self, uniqueid: str, digits: str, at: datetime) -> bool:
+        """Append DTMF digits the caller entered. Returns False if the call is unknown."""
+        _aware(at)
+        digits = _text(digits, _DIGITS_LEN)
+        with self._sessions() as session, session.begin():
+            # Appended in SQL so two writers cannot lose each other's digits.
+            call_id = session.scalar(
+                update(Call)
+                .where(Call.uniqueid == uniqueid)
+                .values(digits=func.substr(Call.digits + digits, 1, _DIGITS_LEN))
+                .returning(Call.id)
+                .execution_options(synchronize_session=False)
+            )
+            if call_id is None:
+                return False
+            self._add_event(session, call_id, at, "digits", {"digits": digits})
+            return True
+
+    def mark_fallback(self, uniqueid: str, at: datetime) -> bool:
+        """Note that the call reached the dialplan safety net. Returns False if the call is unknown.
+
+        Idempotent: the flag and its event are written once.
+        """
+        _aware(at)
+        with self._sessions() as session, session.begin():
+            call_id = session.scalar(
+                update(Call)
+                .where(Call.uniqueid == uniqueid, Call.fallback.is_(False))
+                .values(fallback=True)
+                .returning(Call.id)
+                .execution_options(synchronize_session=False)
+            )
+            if call_id is None:
+                return self._find_id(session, uniqueid) is not None
+            self._add_event(session, call_id, at, "fallback", {})
+            return True
+
+    def call_ended(self, uniqueid: str, cause: int | None, cause_text: str | None, at: datetime) -> bool:
+        """Record the hangup. Returns False if the call is unknown (e.g. the controller started
+        mid-call, or the hangup overtook the arrival), True otherwise.
+
+        Idempotent: AMI may report a hangup more than once; only the first is recorded, later
+        ones change nothing and still return True.
+        """
+        _aware(at)
+        text = None if cause_text is None else _text(cause_text, _CAUSE_TEXT_LEN)
+        with self._sessions() as session, session.begin():
+            # One conditional UPDATE: of two racing hangups exactly one matches.
+            call_id = session.scalar(
+                update(Call)
+                .where(Call.uniqueid == uniqueid, Call.ended_at.is_(None))
+                .values(ended_at=at, hangup_cause=cause, hangup_cause_text=text, status="ended")
+                .returning(Call.id)
+                .execution_options(synchronize_session=False)
+            )
+            if call_id is None:
+                return self._find_id(session, uniqueid) is not None
+            self._add_event(session, call_id, at, "hangup", {"cause": cause, "cause_text": text})
+            return True
+
+    def get(self, uniqueid: str) -> CallView | None:
+        """The call with its timeline, or None."""
+        with self._sessions() as session:
+            call = session.scalar(select(Call).where(Call.uniqueid == uniqueid).options(selectinload(Call.events)))
+            return None if call is None else CallView.from_row(call)
+
+    def recent(self, limit: int = 50) -> list[CallView]:
+        """The newest calls first, with their timelines."""
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        with self._sessions() as session:
+            calls = session.scalars(
+                select(Call)
+                .order_by(Call.arrived_at.desc(), Call.id.desc())
+                .limit(limit)
+                .options(selectinload(Call.events))
+            )
+            return [CallView.from_row(call) for call in calls]
+
+    def open_calls(self) -> list[str]:
+        """Uniqueids of calls not yet ended, oldest first (to reconcile with the switch after a restart)."""
+        with self._sessions() as session:
+            return list(
+                session.scalars(select(Call.uniqueid).where(Call.ended_at.is_(None)).order_by(Call.arrived_at, Call.id))
+            )

@@ -1,0 +1,83 @@
+"""Secrets generated on first run and kept outside git (``var/secrets.json``, mode 0600).
+
+No default password exists anywhere in the product: the AMI and ARI secrets and every
+agent's SIP password are random, created the first time they are needed (P2).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets as _random
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cc_core.errors import SettingsError
+from cc_core.settings import Settings
+
+FILE_NAME = "secrets.json"
+
+
+def _token() -> str:
+    return _random.token_urlsafe(24)
+
+
+@dataclass
+class Secrets:
+    """The generated credentials of one installation."""
+
+    ami_user: str = "hotline"
+    ami_secret: str = field(default_factory=_token)
+    ari_user: str = "hotline"
+    ari_password: str = field(default_factory=_token)
+    agent_passwords: dict[str, str] = field(default_factory=dict)
+
+    def agent_password(self, agent_id: str) -> str:
+        return self.agent_passwords[agent_id]
+
+
+def secrets_path(settings: Settings) -> Path:
+    return settings.state_path / FILE_NAME
+
+
+def load_or_create(settings: Settings) -> Secrets:
+    """Load the secrets file, adding what is missing (a new agent gets a new password).
+
+    The file is rewritten atomically (temp file + rename) and only when something was added.
+    """
+    path = secrets_path(settings)
+    data: dict[str, object] = {}
+    if path.exists():
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise SettingsError(f"secrets file {path} is unreadable ({exc}); restore it from backup") from exc
+    raw_agents = data.get("agent_passwords", {})
+    agents = {str(k): str(v) for k, v in raw_agents.items()} if isinstance(raw_agents, dict) else {}
+    changed = not path.exists()
+    for agent in settings.agents:
+        if agent.id not in agents:
+            agents[agent.id] = _token()
+            changed = True
+    result = Secrets(agent_passwords=agents)
+    for name in ("ami_user", "ami_secret", "ari_user", "ari_password"):
+        value = data.get(name)
+        if isinstance(value, str) and value:
+            setattr(result, name, value)
+        else:
+            changed = True
+    if changed:
+        _write(path, result)
+    return result
+
+
+def _write(path: Path, value: Secrets) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    payload = json.dumps(value.__dict__, indent=2, sort_keys=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(payload)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)

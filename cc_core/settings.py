@@ -1,0 +1,235 @@
+"""One settings object for the whole product: a TOML file plus environment overrides.
+
+The file is ``hotline.toml`` in the project's folder (or ``--config`` / ``$HOTLINE_CONFIG``);
+any value can be overridden by ``HOTLINE_<SECTION>__<KEY>``, e.g. ``HOTLINE_SWITCH__SIP_PORT=5070``.
+Secrets never live here: see :mod:`cc_core.secrets`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from cc_core.errors import SettingsError
+
+ENV_PREFIX = "HOTLINE_"
+DEFAULT_FILE = "hotline.toml"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SwitchSettings(_Model):
+    """Where the switch lives and which ports it uses (docs/ports.md)."""
+
+    root: Path = Path("var/switch/root")
+    instance: str = Field(default="cc", pattern=r"^[a-z][a-z0-9-]{0,30}$")
+    sip_bind: str = "0.0.0.0"
+    sip_port: int = Field(default=5060, ge=1, le=65535)
+    rtp_start: int = Field(default=10000, ge=1024, le=65535)
+    rtp_end: int = Field(default=14999, ge=1024, le=65535)
+    ami_port: int = Field(default=5038, ge=1, le=65535)
+    http_port: int = Field(default=8088, ge=1, le=65535)
+    start_timeout: float = Field(default=30.0, gt=0)
+
+    @model_validator(mode="after")
+    def _rtp_range(self) -> SwitchSettings:
+        if self.rtp_end <= self.rtp_start:
+            raise ValueError("rtp_end must be greater than rtp_start")
+        return self
+
+
+class ControllerSettings(_Model):
+    """The Python side: FastAGI and the web health page (both loopback by default)."""
+
+    agi_host: str = "127.0.0.1"
+    agi_port: int = Field(default=4573, ge=1, le=65535)
+    web_host: str = "127.0.0.1"
+    web_port: int = Field(default=8080, ge=1, le=65535)
+    # How long one AGI command may take before the session is dropped (slow or stuck switch).
+    agi_command_timeout: float = Field(default=60.0, gt=0)
+    ami_backoff_initial: float = Field(default=0.5, gt=0)
+    ami_backoff_max: float = Field(default=10.0, gt=0)
+    ami_ping_interval: float = Field(default=5.0, gt=0)
+
+
+class DatabaseSettings(_Model):
+    """SQLite file by default; PostgreSQL in production (``postgresql+psycopg://…``)."""
+
+    url: str = "sqlite:///var/hotline.db"
+
+
+class AgentSettings(_Model):
+    """An agent's SIP identity. The password is generated into the secrets file."""
+
+    id: str = Field(pattern=r"^[0-9]{3,6}$")
+    name: str = Field(min_length=1, max_length=64)
+
+
+class TrunkSettings(_Model):
+    """A carrier trunk: calls from these addresses are treated as inbound citizens' calls."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_-]{0,30}$")
+    match: list[str] = Field(min_length=1)
+    host: str | None = None
+    port: int = Field(default=5060, ge=1, le=65535)
+
+    @field_validator("match")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"{item!r} is not an IP address or network") from exc
+        return value
+
+
+class NumberSettings(_Model):
+    """A dialed number (DID) the hotline answers, and the IVR flow it starts."""
+
+    number: str = Field(pattern=r"^[0-9]{3,20}$")
+    name: str = ""
+    flow: str = "main"
+
+
+class PromptSettings(_Model):
+    """Text of the built-in prompts (Chinese first, rendered by offline TTS)."""
+
+    greeting: str = "您好，欢迎致电社保服务热线。请输入您要办理的业务编号，以井号键结束。"
+    thanks: str = "感谢您的来电，再见。"
+    fallback: str = "系统繁忙，正在为您转接人工服务，请稍候。"
+    tts_voice: str = "cmn-latn-pinyin"
+
+
+class LogSettings(_Model):
+    level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
+    format: str = Field(default="json", pattern=r"^(json|text)$")
+
+
+class Settings(_Model):
+    """The whole configuration. Paths are resolved against ``home``."""
+
+    home: Path
+    state_dir: Path = Path("var")
+    switch: SwitchSettings = SwitchSettings()
+    controller: ControllerSettings = ControllerSettings()
+    database: DatabaseSettings = DatabaseSettings()
+    prompts: PromptSettings = PromptSettings()
+    log: LogSettings = LogSettings()
+    agents: list[AgentSettings] = []
+    trunks: list[TrunkSettings] = [TrunkSettings(name="carrier", match=["127.0.0.1"])]
+    numbers: list[NumberSettings] = [NumberSettings(number="12333", name="社保服务热线")]
+
+    @model_validator(mode="after")
+    def _unique(self) -> Settings:
+        for label, keys in (
+            ("agent id", [a.id for a in self.agents]),
+            ("trunk name", [t.name for t in self.trunks]),
+            ("number", [n.number for n in self.numbers]),
+        ):
+            seen = {k for k in keys if keys.count(k) > 1}
+            if seen:
+                raise ValueError(f"duplicate {label}: {', '.join(sorted(seen))}")
+        agent_ids = {a.id for a in self.agents}
+        clash = agent_ids & {n.number for n in self.numbers}
+        if clash:
+            raise ValueError(f"agent id equals a hotline number: {', '.join(sorted(clash))}")
+        return self
+
+    def path(self, value: Path) -> Path:
+        """Resolve a settings path against the home folder."""
+        return value if value.is_absolute() else self.home / value
+
+    @property
+    def state_path(self) -> Path:
+        return self.path(self.state_dir)
+
+    @property
+    def switch_root(self) -> Path:
+        return self.path(self.switch.root)
+
+    @property
+    def database_url(self) -> str:
+        """The database URL with a relative SQLite path made absolute against home."""
+        url = self.database.url
+        prefix = "sqlite:///"
+        if url.startswith(prefix) and not url.startswith(prefix + "/") and url != "sqlite:///:memory:":
+            return prefix + str(self.home / url[len(prefix) :])
+        return url
+
+
+def _set_path(tree: dict[str, Any], keys: list[str], value: str) -> None:
+    node = tree
+    for key in keys[:-1]:
+        child = node.setdefault(key, {})
+        if not isinstance(child, dict):
+            raise SettingsError(f"environment override {'.'.join(keys)} conflicts with a value in the file")
+        node = child
+    node[keys[-1]] = value
+
+
+def _env_overrides(env: Mapping[str, str]) -> dict[str, Any]:
+    tree: dict[str, Any] = {}
+    for name, value in env.items():
+        if not name.startswith(ENV_PREFIX) or name in ("HOTLINE_CONFIG", "HOTLINE_HOME"):
+            continue
+        keys = [k.lower() for k in name[len(ENV_PREFIX) :].split("__") if k]
+        if keys:
+            _set_path(tree, keys, value)
+    return tree
+
+
+def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _format_validation(error: ValidationError, source: str) -> str:
+    first = error.errors()[0]
+    where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    more = f" (and {error.error_count() - 1} more)" if error.error_count() > 1 else ""
+    return f"bad settings in {source}: {where}: {first['msg']}{more}"
+
+
+def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None) -> Settings:
+    """Read the settings file (if any) and apply ``HOTLINE_*`` overrides.
+
+    Raises :class:`SettingsError` with one line naming the file, key and problem.
+    """
+    env = os.environ if env is None else env
+    if path is None and env.get("HOTLINE_CONFIG"):
+        path = Path(env["HOTLINE_CONFIG"])
+    if path is None and Path(DEFAULT_FILE).is_file():
+        path = Path(DEFAULT_FILE)
+    data: dict[str, Any] = {}
+    source = "defaults"
+    if path is not None:
+        source = str(path)
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            raise SettingsError(f"settings file {path} not found; create it or drop --config") from exc
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise SettingsError(f"settings file {path} is not valid TOML: {exc}") from exc
+    home = env.get("HOTLINE_HOME") or data.get("home")
+    if not home:
+        home = str(path.resolve().parent) if path is not None else os.getcwd()
+    data = _merge(data, _env_overrides(env))
+    data["home"] = Path(home).resolve()
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        raise SettingsError(_format_validation(exc, source)) from exc

@@ -1,0 +1,115 @@
+"""Session fixtures: a real contact-center Asterisk, a real "world" Asterisk, the controller.
+
+Every process a fixture starts is stopped at teardown, also when a test fails; the instance
+folders made inside the switch chroot are removed.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from cc_core.switch.instance import INSTANCES_INSIDE
+from cc_core.switch.process import pid_alive
+from tests.harness.ami import AmiPeer
+from tests.harness.hotline import Hotline, switch_root, write_settings
+from tests.harness.loop import LoopThread
+from tests.harness.ports import free_port
+from tests.harness.world import World
+
+
+def _remove_stale_instances(root: Path) -> None:
+    """Drop instance folders of earlier test sessions whose process is gone."""
+    base = root / str(INSTANCES_INSIDE).lstrip("/")
+    if not base.is_dir():
+        return
+    for folder in base.glob("t*-*"):
+        pid = folder.name[1:].split("-", 1)[0]
+        if pid.isdigit() and not pid_alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def chroot() -> Path:
+    root = switch_root()
+    if not (root / "usr" / "sbin" / "asterisk").exists():
+        pytest.fail(f"the switch is not installed in {root}: run scripts/setup.sh first", pytrace=False)
+    _remove_stale_instances(root)
+    return root
+
+
+@pytest.fixture(scope="session")
+def loop() -> Iterator[LoopThread]:
+    thread = LoopThread()
+    yield thread
+    thread.close()
+
+
+@pytest.fixture(scope="session")
+def hotline(chroot: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hotline]:
+    """The contact center's switch, running on free ports with a SQLite database."""
+    home = tmp_path_factory.mktemp("hotline")
+    world_sip_port = free_port()
+    config = write_settings(home, f"t{os.getpid()}-cc", world_sip_port, f"sqlite:///{home / 'hotline.db'}")
+    cc = Hotline.create(config)
+    cc.world_sip_port = world_sip_port  # type: ignore[attr-defined]
+    try:
+        cc.start_switch()
+        yield cc
+    finally:
+        cc.close()
+        shutil.rmtree(cc.instance.host_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def cc_ami(hotline: Hotline, loop: LoopThread) -> Iterator[AmiPeer]:
+    """The test's own AMI view of the contact-center switch (to wait for its events)."""
+    peer = AmiPeer(loop, hotline.settings.switch.ami_port, hotline.secrets.ami_user, hotline.secrets.ami_secret, "cc")
+    peer.wait_connected()
+    yield peer
+    peer.close()
+
+
+@pytest.fixture(scope="session")
+def world(hotline: Hotline, loop: LoopThread, cc_ami: AmiPeer) -> Iterator[World]:
+    """The simulated carrier and agents' phones; returns once every phone has registered."""
+    agents = {a.id: hotline.secrets.agent_password(a.id) for a in hotline.settings.agents}
+    sim = World(
+        hotline.settings.switch_root,
+        f"t{os.getpid()}-world",
+        hotline.settings.state_path,
+        hotline.settings.switch.sip_port,
+        agents,
+    )
+    sim.sip_port = hotline.world_sip_port  # type: ignore[attr-defined]
+    since = 0
+    try:
+        sim.start(loop)
+        for agent in agents:
+            cc_ami.wait_for(
+                lambda e, a=agent: (
+                    e.get("Event") == "ContactStatus"
+                    and e.get("AOR") == a
+                    and e.get("ContactStatus") in ("Created", "Reachable")
+                ),
+                timeout=30,
+                since=since,
+                what=f"registration of phone {agent}",
+            )
+        yield sim
+    finally:
+        sim.close()
+        shutil.rmtree(sim.instance.host_dir, ignore_errors=True)
+
+
+@pytest.fixture
+def controller(hotline: Hotline) -> Iterator[Hotline]:
+    """The controller process, running and connected (restarted if an earlier test stopped it)."""
+    if hotline.controller is None or hotline.controller.poll() is not None:
+        hotline.start_controller()
+    hotline.wait_controller_ok()
+    yield hotline

@@ -1,0 +1,211 @@
+"""Schema migrations on SQLite and PostgreSQL, and the errors a user can make with the URL."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import inspect, text
+
+from cc_core.calls.store import CallStore
+from cc_core.db.models import Base
+from cc_core.db.session import (
+    DatabaseError,
+    current_revision,
+    downgrade,
+    head_revision,
+    make_engine,
+    make_sessionmaker,
+    mask_url,
+    upgrade,
+)
+from cc_core.errors import HotlineError
+
+APP_TABLES = {"calls", "call_events"}
+
+
+def _tables(url: str) -> set[str]:
+    engine = make_engine(url)
+    try:
+        return set(inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+
+
+def test_head_revision_is_first_migration() -> None:
+    assert head_revision() == "0001"
+
+
+def test_upgrade_from_empty_to_head(db_url: str) -> None:
+    assert current_revision(db_url) is None
+    assert upgrade(db_url) == head_revision()
+    assert current_revision(db_url) == head_revision()
+    assert APP_TABLES | {"alembic_version"} <= _tables(db_url)
+
+
+def test_upgrade_twice_is_a_noop(db_url: str) -> None:
+    upgrade(db_url)
+    engine = make_engine(db_url)
+    try:
+        store = CallStore(make_sessionmaker(engine))
+        store.call_arrived("1.1", "1.1", "100", "12333", "PJSIP/carrier-1", datetime.now(UTC))
+    finally:
+        engine.dispose()
+    assert upgrade(db_url) == head_revision()
+    engine = make_engine(db_url)
+    try:
+        assert CallStore(make_sessionmaker(engine)).get("1.1") is not None
+    finally:
+        engine.dispose()
+
+
+def test_downgrade_to_base_and_up_again(db_url: str) -> None:
+    upgrade(db_url)
+    assert downgrade(db_url, "base") is None
+    assert current_revision(db_url) is None
+    assert not (APP_TABLES & _tables(db_url))
+    assert upgrade(db_url) == head_revision()
+    assert APP_TABLES <= _tables(db_url)
+
+
+def test_migrations_match_models(db_url: str) -> None:
+    """Autogenerate finds nothing to do: the migration and the models describe the same schema."""
+    upgrade(db_url)
+    engine = make_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            context = MigrationContext.configure(conn, opts={"compare_type": True})
+            assert compare_metadata(context, Base.metadata) == []
+    finally:
+        engine.dispose()
+
+
+def test_sqlite_connections_use_wal_and_foreign_keys(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'h.db'}"
+    upgrade(url)
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+            assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+            assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 5000
+    finally:
+        engine.dispose()
+
+
+def test_upgrade_creates_missing_sqlite_folder(tmp_path: Path) -> None:
+    path = tmp_path / "state" / "deeper" / "hotline.db"
+    assert upgrade(f"sqlite:///{path}") == head_revision()
+    assert path.is_file()
+
+
+def test_current_revision_does_not_create_a_missing_sqlite_file(tmp_path: Path) -> None:
+    path = tmp_path / "absent.db"
+    assert current_revision(f"sqlite:///{path}") is None
+    assert not path.exists()
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_postgresql_scheme_without_driver_means_psycopg(db_url: str) -> None:
+    plain = db_url.replace("postgresql+psycopg://", "postgresql://", 1)
+    assert upgrade(plain) == head_revision()
+
+
+# --- errors a user can make -------------------------------------------------------------------
+
+
+def _one_line_error(call: object, *args: str) -> str:
+    assert callable(call)
+    with pytest.raises(DatabaseError) as info:
+        call(*args)
+    message = str(info.value)
+    assert isinstance(info.value, HotlineError)
+    assert "\n" not in message and message.strip() == message
+    assert "hotline.toml" in message or "install" in message
+    return message
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "not a url",
+        "hotline.db",
+        "mysql://root@localhost/hotline",
+        "postgresql+asyncpg://u@h/db",
+        "nosuch://x",
+    ],
+)
+@pytest.mark.parametrize("action", [upgrade, current_revision, make_engine])
+def test_bad_url(url: str, action: object) -> None:
+    message = _one_line_error(action, url)
+    assert "[database] url" in message
+
+
+def test_unreachable_postgresql() -> None:
+    url = "postgresql+psycopg://postgres:s3cret@127.0.0.1:1/test"
+    for action in (upgrade, current_revision):
+        message = _one_line_error(action, url)
+        assert message.startswith("cannot reach the database at postgresql+psycopg://postgres:***@127.0.0.1:1/test")
+        assert "refused" in message.lower()
+        assert "s3cret" not in message
+
+
+@pytest.mark.postgres
+def test_missing_postgresql_database() -> None:
+    if os.environ.get("HOTLINE_SKIP_POSTGRES") == "1":
+        pytest.skip("HOTLINE_SKIP_POSTGRES=1")
+    base = os.environ.get("HOTLINE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+    url = base.rsplit("/", 1)[0] + "/hotline_no_such_db"
+    message = _one_line_error(upgrade, url)
+    assert 'database "hotline_no_such_db" does not exist' in message
+
+
+def test_database_from_a_newer_hotline(db_url: str) -> None:
+    upgrade(db_url)
+    engine = make_engine(db_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+    finally:
+        engine.dispose()
+    assert current_revision(db_url) == "9999"
+    message = _one_line_error(upgrade, db_url)
+    assert "newer hotline" in message and "9999" in message
+
+
+def test_sqlite_folder_that_cannot_be_created(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    message = _one_line_error(upgrade, f"sqlite:///{blocker / 'hotline.db'}")
+    assert str(blocker) in message
+
+
+def test_sqlite_path_that_cannot_be_opened(tmp_path: Path) -> None:
+    # A folder where the file should be: SQLite cannot open it (works even when run as root).
+    folder = tmp_path / "hotline.db"
+    folder.mkdir()
+    for action in (upgrade, current_revision):
+        message = _one_line_error(action, f"sqlite:///{folder}")
+        assert message.startswith(f"cannot open the SQLite database {folder}")
+
+
+@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root ignores folder permissions")
+def test_sqlite_folder_not_writable(tmp_path: Path) -> None:
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o500)
+    try:
+        message = _one_line_error(upgrade, f"sqlite:///{folder / 'hotline.db'}")
+        assert "writable" in message
+    finally:
+        folder.chmod(0o700)
+
+
+def test_mask_url() -> None:
+    assert mask_url("postgresql+psycopg://u:pw@h:5432/db") == "postgresql+psycopg://u:***@h:5432/db"
+    assert mask_url("sqlite:////tmp/x.db") == "sqlite:////tmp/x.db"
+    assert "pw" not in mask_url("weird://u:pw@h:notaport/db")

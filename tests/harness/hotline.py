@@ -1,0 +1,163 @@
+"""The contact center under test: its settings, its switch and its controller process."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cc_core.secrets import Secrets, load_or_create
+from cc_core.settings import Settings, load_settings
+from cc_core.switch.config import render_hotline
+from cc_core.switch.instance import Instance
+from cc_core.switch.process import Ports, Switch
+from tests.harness.ports import free_port
+
+REPO = Path(__file__).resolve().parents[2]
+AGENTS = ("1001", "1002", "1003")
+HOTLINE_NUMBER = "12333"
+
+
+def switch_root() -> Path:
+    """The chroot the project's setup built (settings' default, or $HOTLINE_SWITCH__ROOT)."""
+    value = os.environ.get("HOTLINE_SWITCH__ROOT")
+    return Path(value) if value else REPO / "var" / "switch" / "root"
+
+
+def write_settings(home: Path, instance: str, world_sip_port: int, database_url: str) -> Path:
+    """A hotline.toml for a test instance with free ports and three agents."""
+    home.mkdir(parents=True, exist_ok=True)
+    agents = "\n".join(f'[[agents]]\nid = "{a}"\nname = "测试坐席{a}"\n' for a in AGENTS)
+    text = f"""
+[switch]
+root = "{switch_root()}"
+instance = "{instance}"
+sip_bind = "127.0.0.1"
+sip_port = {free_port()}
+rtp_start = 31000
+rtp_end = 32999
+ami_port = {free_port()}
+http_port = {free_port()}
+
+[controller]
+agi_port = {free_port()}
+web_port = {free_port()}
+ami_backoff_initial = 0.2
+ami_backoff_max = 1.0
+ami_ping_interval = 2.0
+
+[database]
+url = "{database_url}"
+
+[log]
+level = "DEBUG"
+format = "json"
+
+[[numbers]]
+number = "{HOTLINE_NUMBER}"
+name = "社保服务热线"
+
+[[trunks]]
+name = "carrier"
+match = ["127.0.0.1"]
+host = "127.0.0.1"
+port = {world_sip_port}
+
+{agents}
+"""
+    path = home / "hotline.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@dataclass
+class Hotline:
+    """A rendered, running contact-center switch, and (optionally) its controller process."""
+
+    config: Path
+    settings: Settings
+    secrets: Secrets
+    switch: Switch
+    controller_log: Path
+    _controller: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    @classmethod
+    def create(cls, config: Path) -> Hotline:
+        settings = load_settings(config, env={})
+        secrets = load_or_create(settings)
+        render_hotline(settings, secrets)
+        instance = Instance(settings.switch_root, settings.switch.instance)
+        switch = Switch(instance, settings.state_path / "run" / f"switch-{instance.name}.pid")
+        return cls(config, settings, secrets, switch, settings.state_path / "controller.log")
+
+    @property
+    def instance(self) -> Instance:
+        return self.switch.instance
+
+    def start_switch(self) -> None:
+        sw = self.settings.switch
+        self.switch.start(Ports(sw.sip_port, sw.ami_port, sw.http_port, sw.sip_bind), timeout=30)
+
+    def controller_env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("HOTLINE_")}
+        env["HOTLINE_CONFIG"] = str(self.config)
+        env["PYTHONUNBUFFERED"] = "1"
+        return env
+
+    def start_controller(self) -> subprocess.Popen[bytes]:
+        """Run ``hotline controller`` as a real separate process (it can be killed and restarted)."""
+        assert self._controller is None or self._controller.poll() is not None, "controller already running"
+        log = open(self.controller_log, "ab")
+        self._controller = subprocess.Popen(
+            [sys.executable, "-m", "cc_core.cli", "controller"],
+            env=self.controller_env(),
+            cwd=str(REPO),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        log.close()
+        return self._controller
+
+    def stop_controller(self, sig: int = signal.SIGTERM, timeout: float = 20.0) -> int | None:
+        proc = self._controller
+        if proc is None or proc.poll() is not None:
+            return None if proc is None else proc.returncode
+        proc.send_signal(sig)
+        try:
+            return proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            return proc.wait(5)
+
+    @property
+    def controller(self) -> subprocess.Popen[bytes] | None:
+        return self._controller
+
+    def wait_controller_ok(self, timeout: float = 30.0) -> dict[str, object]:
+        """Wait until the controller's health report says ok (AMI connected)."""
+        from cc_core.cli import fetch_health
+
+        deadline = time.monotonic() + timeout
+        last: dict[str, object] | None = None
+        while time.monotonic() < deadline:
+            if self._controller is not None and self._controller.poll() is not None:
+                raise AssertionError(f"controller exited ({self._controller.returncode}):\n{self.controller_tail()}")
+            last = fetch_health(self.settings, timeout=1.0)
+            if last is not None and last.get("status") == "ok":
+                return last
+            time.sleep(0.1)
+        raise AssertionError(f"controller not ok in {timeout} s: {last}\n{self.controller_tail()}")
+
+    def controller_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.controller_log.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no controller log)"
+
+    def close(self) -> None:
+        self.stop_controller()
+        self.switch.stop()

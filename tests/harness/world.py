@@ -1,0 +1,166 @@
+"""The outside world: a second Asterisk that places citizens' calls and plays agents' phones.
+
+One-line helpers for tests::
+
+    call = world.call_hotline(caller="13800138000")      # the carrier calls the hotline
+    call.press("12#")                                    # DTMF (RFC 4733), digit by digit
+    call.hang_up()
+    world.phone("1001").answers_after(2)                 # agent 1001's phone answers after 2 s
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from cc_core.switch.config import TEMPLATE_DIR, base_values, render, render_tree
+from cc_core.switch.instance import Instance
+from cc_core.switch.process import Ports, Switch
+from tests.harness.ami import AmiPeer, match
+from tests.harness.loop import LoopThread
+from tests.harness.ports import free_port
+
+# The world reuses the product's templates; a file of the same name in its own folder wins
+# (pjsip, extensions, queues, ari), so a new product template with placeholders the world
+# lacks fails at render time with the name of the missing value.
+WORLD_TEMPLATES = Path(__file__).resolve().parent / "world_config"
+
+
+class World:
+    """The simulated carrier and agents' phones, on their own ports."""
+
+    def __init__(self, root: Path, name: str, state_dir: Path, cc_sip_port: int, agents: dict[str, str]) -> None:
+        self.instance = Instance(root, name)
+        self.sip_port = free_port()
+        self.ami_port = free_port()
+        self.http_port = free_port()
+        self.ami_secret = secrets.token_urlsafe(16)
+        self.cc_sip_port = cc_sip_port
+        self.agents = agents
+        self.switch = Switch(self.instance, state_dir / "run" / f"switch-{name}.pid")
+        self.ami: AmiPeer | None = None
+
+    def render(self) -> None:
+        values: dict[str, object] = {
+            **base_values(self.instance),
+            "ami_port": self.ami_port,
+            "http_port": self.http_port,
+            "sip_port": self.sip_port,
+            "rtp_start": 33000,
+            "rtp_end": 34999,
+            "ami_user": "world",
+            "ami_secret": self.ami_secret,
+            "cc_sip_port": self.cc_sip_port,
+        }
+        partial = (WORLD_TEMPLATES / "pjsip.phone.conf").read_text(encoding="utf-8")
+        values["phones"] = "\n".join(
+            render(partial, {**values, "agent": a, "agent_password": p}, "pjsip.phone.conf")
+            for a, p in self.agents.items()
+        )
+        render_tree([TEMPLATE_DIR, WORLD_TEMPLATES], self.instance, values)
+
+    def start(self, loop: LoopThread) -> None:
+        self.render()
+        self.switch.start(Ports(self.sip_port, self.ami_port, self.http_port, "127.0.0.1"), timeout=30)
+        self.ami = AmiPeer(loop, self.ami_port, "world", self.ami_secret, "world")
+        self.ami.wait_connected()
+
+    def close(self) -> None:
+        if self.ami is not None:
+            self.ami.close()
+        self.switch.stop()
+
+    # ---- callers ------------------------------------------------------------------------
+
+    def call_hotline(
+        self, number: str = "12333", caller: str = "13800138000", script: str = "", timeout: float = 20.0
+    ) -> WorldCall:
+        """Place a citizen's call to the hotline; return once the hotline has answered it."""
+        assert self.ami is not None
+        # panoramisk resolves an async Originate with [Response, OriginateResponse] once the
+        # far end answers (or the attempt fails), so the answer is in the action's result.
+        result = self.ami.action(
+            {
+                "Action": "Originate",
+                "Channel": f"PJSIP/{number}@hotline",
+                "Context": "caller",
+                "Exten": "s",
+                "Priority": "1",
+                "CallerID": f'"{caller}" <{caller}>',
+                "Variable": f"CALLER_SCRIPT={script}",
+                "Timeout": str(int(timeout * 1000)),
+                "Async": "true",
+            },
+            timeout=timeout + 5,
+        )
+        answers = result if isinstance(result, list) else [result]
+        answer = next((m for m in answers if m.get("Event") == "OriginateResponse"), None)
+        if answer is None or answer.get("Response") != "Success":
+            raise AssertionError(f"the hotline did not answer: {answers}")
+        return WorldCall(self, answer["Channel"], answer["Uniqueid"])
+
+    # ---- phones -------------------------------------------------------------------------
+
+    def phone(self, agent: str) -> Phone:
+        return Phone(self, agent)
+
+
+@dataclass
+class WorldCall:
+    """The carrier's side of one call to the hotline."""
+
+    world: World
+    channel: str
+    uniqueid: str
+
+    def press(self, digits: str, duration_ms: int = 200) -> None:
+        """Send DTMF to the hotline (RFC 4733), one digit at a time."""
+        assert self.world.ami is not None
+        for digit in digits:
+            self.world.ami.action(
+                {
+                    "Action": "PlayDTMF",
+                    "Channel": self.channel,
+                    "Digit": digit,
+                    "Duration": str(duration_ms),
+                    "Receive": "false",
+                }
+            )
+
+    def hang_up(self) -> None:
+        assert self.world.ami is not None
+        self.world.ami.action({"Action": "Hangup", "Channel": self.channel})
+
+    def wait_hung_up(self, timeout: float = 20.0, since: int = 0) -> dict[str, str]:
+        """Wait until this call has ended on the carrier's side (e.g. the hotline hung up)."""
+        assert self.world.ami is not None
+        return self.world.ami.wait_for(match(Event="Hangup", Uniqueid=self.uniqueid), timeout, since, "Hangup")
+
+
+@dataclass
+class Phone:
+    """An agent's phone: how it behaves when the hotline rings it."""
+
+    world: World
+    agent: str
+
+    def _put(self, key: str, value: str) -> None:
+        assert self.world.ami is not None
+        self.world.ami.action({"Action": "DBPut", "Family": f"phone/{self.agent}", "Key": key, "Val": value})
+
+    def answers_after(self, seconds: float) -> Phone:
+        self._put("answer_after", f"{seconds:g}")
+        return self
+
+    def never_answers(self) -> Phone:
+        self._put("answer_after", "never")
+        return self
+
+    def plays(self, sound: str) -> Phone:
+        self._put("play", sound)
+        return self
+
+    def hangs_up_after(self, seconds: float) -> Phone:
+        self._put("hangup_after", f"{seconds:g}")
+        return self

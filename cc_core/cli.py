@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import signal
 import sys
@@ -236,6 +237,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = load_settings(args.config)
         logs.configure(settings.log.level, settings.log.format)
+        # Alembic announces its plugins at INFO on every run; the CLI says what it did itself.
+        logging.getLogger("alembic").setLevel(logging.WARNING)
         code: int = args.func(settings, args)
         return code
     except HotlineError as exc:

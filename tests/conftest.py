@@ -16,7 +16,7 @@ import pytest
 from cc_core.switch.instance import INSTANCES_INSIDE
 from cc_core.switch.process import pid_alive
 from tests.harness.ami import AmiPeer
-from tests.harness.hotline import Hotline, switch_root, write_settings
+from tests.harness.hotline import WORLD_PHONES, Hotline, switch_root, write_settings
 from tests.harness.loop import LoopThread
 from tests.harness.ports import free_port
 from tests.harness.world import World
@@ -77,7 +77,7 @@ def cc_ami(hotline: Hotline, loop: LoopThread) -> Iterator[AmiPeer]:
 @pytest.fixture(scope="session")
 def world(hotline: Hotline, loop: LoopThread, cc_ami: AmiPeer) -> Iterator[World]:
     """The simulated carrier and agents' phones; returns once every phone has registered."""
-    agents = {a.id: hotline.secrets.agent_password(a.id) for a in hotline.settings.agents}
+    agents = {a: hotline.secrets.agent_password(a) for a in WORLD_PHONES}
     sim = World(
         hotline.settings.switch_root,
         f"t{os.getpid()}-world",

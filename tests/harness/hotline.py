@@ -18,7 +18,9 @@ from cc_core.switch.process import Ports, Switch
 from tests.harness.ports import free_port
 
 REPO = Path(__file__).resolve().parents[2]
-AGENTS = ("1001", "1002", "1003")
+AGENTS = ("1001", "1002", "1003", "1004")
+# Phones the simulated world registers; 1004 is left for tests that register with SIPp.
+WORLD_PHONES = ("1001", "1002", "1003")
 HOTLINE_NUMBER = "12333"
 
 

@@ -74,9 +74,17 @@ class World:
     # ---- callers ------------------------------------------------------------------------
 
     def call_hotline(
-        self, number: str = "12333", caller: str = "13800138000", script: str = "", timeout: float = 20.0
+        self,
+        number: str = "12333",
+        caller: str = "13800138000",
+        script: str = "",
+        timeout: float = 20.0,
+        record: str = "",
     ) -> WorldCall:
-        """Place a citizen's call to the hotline; return once the hotline has answered it."""
+        """Place a citizen's call to the hotline; return once the hotline has answered it.
+
+        ``record``: a path inside the world's chroot where what the caller hears is recorded.
+        """
         assert self.ami is not None
         # panoramisk resolves an async Originate with [Response, OriginateResponse] once the
         # far end answers (or the attempt fails), so the answer is in the action's result.
@@ -88,7 +96,7 @@ class World:
                 "Exten": "s",
                 "Priority": "1",
                 "CallerID": f'"{caller}" <{caller}>',
-                "Variable": f"CALLER_SCRIPT={script}",
+                "Variable": [f"CALLER_SCRIPT={script}", f"CALLER_RECORD={record}"],
                 "Timeout": str(int(timeout * 1000)),
                 "Async": "true",
             },

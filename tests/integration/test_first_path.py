@@ -6,6 +6,7 @@ and timestamps."""
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 
@@ -34,6 +35,18 @@ def wait_record(store: CallStore, uniqueid: str, done: str, timeout: float = 15.
             return view
         time.sleep(0.05)
     raise AssertionError(f"call record {uniqueid} did not reach {done!r} in {timeout} s: {view}")
+
+
+def wait_wav_closed(path: Path, timeout: float = 10.0) -> None:
+    """Wait until Asterisk has closed a WAV: its RIFF header then holds the file's real size."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists() and path.stat().st_size > 44:
+            head = path.read_bytes()[:8]
+            if head[:4] == b"RIFF" and int.from_bytes(head[4:8], "little") + 8 == path.stat().st_size:
+                return
+        time.sleep(0.05)
+    raise AssertionError(f"{path} was not closed in {timeout} s")
 
 
 def hotline_channel(cc_ami: AmiPeer, since: int) -> dict[str, str]:
@@ -95,3 +108,27 @@ def test_caller_who_hangs_up_during_greeting_is_recorded(controller: Hotline, wo
     ended = wait_record(store, uniqueid, "ended")
     assert ended.digits == ""
     assert ended.hangup_cause is not None
+
+
+def test_caller_hears_the_greeting(controller: Hotline, world: World, cc_ami: AmiPeer) -> None:
+    """What the caller's side receives is audio (the greeting), not silence."""
+    from pydub import AudioSegment
+
+    inside = f"{world.instance.inside}/spool/heard-{time.monotonic_ns()}.wav"
+    since = cc_ami.mark()
+    call = world.call_hotline(caller="13700001111", record=inside)
+    uniqueid = hotline_channel(cc_ami, since)["Uniqueid"]
+    # Let the greeting play for a while, then hang up: the recording ends with the call.
+    cc_ami.wait_for(
+        lambda e: e.get("Event") == "AGIExecEnd" and e.get("Uniqueid") == uniqueid,
+        timeout=30,
+        since=since,
+        what="greeting finished (digit timeout)",
+    )
+    call.hang_up()
+    call.wait_hung_up()
+    path = world.instance.host_path(inside)
+    wait_wav_closed(path)
+    heard = AudioSegment.from_file(path)
+    assert heard.duration_seconds > 3
+    assert heard.rms > 200, f"the caller heard near-silence (rms {heard.rms})"

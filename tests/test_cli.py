@@ -1,0 +1,91 @@
+"""The ``hotline`` command's error paths: each ends with one clear line, never a traceback."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.harness.hotline import REPO, switch_root, write_settings
+
+
+def hotline(*args: str, config: Path | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    cmd = [sys.executable, "-m", "cc_core.cli"]
+    if config is not None:
+        cmd += ["--config", str(config)]
+    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root"}
+    return subprocess.run(
+        [*cmd, *args], capture_output=True, text=True, timeout=timeout, cwd=REPO, env=env, check=False
+    )
+
+
+def one_line_error(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert lines[0].startswith("hotline: error: ")
+    return lines[0]
+
+
+def test_bad_settings_file(tmp_path: Path) -> None:
+    bad = tmp_path / "hotline.toml"
+    bad.write_text("[switch]\nsip_port = 'not a number'\n")
+    line = one_line_error(hotline("status", config=bad))
+    assert str(bad) in line and "switch.sip_port" in line
+
+
+def test_settings_file_not_toml(tmp_path: Path) -> None:
+    bad = tmp_path / "hotline.toml"
+    bad.write_text("[switch\n")
+    assert "not valid TOML" in one_line_error(hotline("status", config=bad))
+
+
+def test_missing_settings_file(tmp_path: Path) -> None:
+    assert "not found" in one_line_error(hotline("status", config=tmp_path / "nope.toml"))
+
+
+def test_switch_not_installed(tmp_path: Path) -> None:
+    config = tmp_path / "hotline.toml"
+    config.write_text(f'[switch]\nroot = "{tmp_path / "no-switch"}"\n')
+    line = one_line_error(hotline("switch", "start", config=config))
+    assert "not installed" in line and "scripts/setup.sh" in line
+
+
+def test_port_already_in_use(tmp_path: Path) -> None:
+    config = write_settings(tmp_path, "tportbusy", 5999, f"sqlite:///{tmp_path / 'db.sqlite'}")
+    text = config.read_text()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as busy:
+        busy.bind(("127.0.0.1", 0))
+        port = busy.getsockname()[1]
+        import re
+
+        config.write_text(re.sub(r"(?m)^sip_port = \d+$", f"sip_port = {port}", text, count=1))
+        line = one_line_error(hotline("switch", "start", config=config))
+    assert f"port {port}" in line and "already in use" in line
+    assert switch_root().exists()
+
+
+def test_bad_database_url(tmp_path: Path) -> None:
+    config = tmp_path / "hotline.toml"
+    config.write_text('[database]\nurl = "postgresql+psycopg://postgres@127.0.0.1:1/none"\n')
+    line = one_line_error(hotline("db", "upgrade", config=config))
+    assert "cannot reach the database" in line
+
+
+def test_status_when_nothing_runs(tmp_path: Path) -> None:
+    config = write_settings(tmp_path, "tnothing", 5999, f"sqlite:///{tmp_path / 'db.sqlite'}")
+    result = hotline("status", config=config)
+    assert result.returncode == 1
+    assert "switch:     stopped" in result.stdout
+    assert "controller: not running" in result.stdout
+
+
+def test_db_upgrade_and_current(tmp_path: Path) -> None:
+    config = tmp_path / "hotline.toml"
+    config.write_text(f'[database]\nurl = "sqlite:///{tmp_path / "h.db"}"\n')
+    assert hotline("db", "current", config=config).stdout.strip() == "(empty database)"
+    up = hotline("db", "upgrade", config=config)
+    assert up.returncode == 0 and "revision" in up.stdout
+    assert hotline("db", "current", config=config).stdout.strip() != "(empty database)"

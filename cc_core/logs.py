@@ -15,7 +15,8 @@ from typing import Any
 
 # An 18-character ID-card number (last may be X), then mobile and landline numbers.
 _ID_CARD = re.compile(r"(?<![0-9A-Za-z])(\d{6})\d{8}(\d{3}[0-9Xx])(?![0-9A-Za-z])")
-_MOBILE = re.compile(r"(?<!\d)(?:\+?86)?(1[3-9]\d)\d{4}(\d{4})(?!\d)")
+# The country code may come as 86, +86 or 0086 (international caller IDs), alone or with a separator.
+_MOBILE = re.compile(r"(?<!\d)(?:(?:\+|00)?86[- ]?)?(1[3-9]\d)\d{4}(\d{4})(?!\d)")
 _LANDLINE = re.compile(r"(?<!\d)(0\d{2,3}-?)\d{3,4}(\d{4})(?!\d)")
 _STANDARD_FIELDS = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 
@@ -39,13 +40,26 @@ class JsonFormatter(logging.Formatter):
             "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
             "level": record.levelname,
             "logger": record.name,
-            "msg": record.getMessage(),
+            "msg": mask_personal_data(record.getMessage()),
         }
+        # Each value is masked, not the serialised line: masking the JSON text would turn a
+        # number field (a caller ID logged as an int) into invalid JSON such as 138****8000.
         for key, value in _extras(record).items():
-            payload[key] = value if isinstance(value, int | float | bool) or value is None else str(value)
+            payload[key] = _masked_value(value)
         if record.exc_info:
-            payload["exc"] = self.formatException(record.exc_info)
-        return mask_personal_data(json.dumps(payload, ensure_ascii=False))
+            payload["exc"] = mask_personal_data(self.formatException(record.exc_info))
+        return json.dumps(payload, ensure_ascii=False)
+
+
+def _masked_value(value: object) -> object:
+    """A JSON-ready extra field: numbers stay numbers unless they hold personal data."""
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, int | float):
+        text = str(value)
+        masked = mask_personal_data(text)
+        return value if masked == text else masked
+    return mask_personal_data(str(value))
 
 
 class TextFormatter(logging.Formatter):

@@ -49,11 +49,20 @@ def load_or_create(settings: Settings) -> Secrets:
     data: dict[str, object] = {}
     if path.exists():
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            loaded = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             raise SettingsError(f"secrets file {path} is unreadable ({exc}); restore it from backup") from exc
+        if not isinstance(loaded, dict):
+            raise SettingsError(f"secrets file {path} is not a JSON object; restore it from backup")
+        data = loaded
     raw_agents = data.get("agent_passwords", {})
-    agents = {str(k): str(v) for k, v in raw_agents.items()} if isinstance(raw_agents, dict) else {}
+    if not isinstance(raw_agents, dict):
+        raise SettingsError(f"secrets file {path}: agent_passwords is not a JSON object; restore it from backup")
+    agents: dict[str, str] = {}
+    for key, value in raw_agents.items():
+        _check_text(path, f"agent_passwords.{key}", value)
+        if isinstance(value, str) and value:
+            agents[str(key)] = value
     changed = not path.exists()
     for agent in settings.agents:
         if agent.id not in agents:
@@ -62,6 +71,7 @@ def load_or_create(settings: Settings) -> Secrets:
     result = Secrets(agent_passwords=agents)
     for name in ("ami_user", "ami_secret", "ari_user", "ari_password"):
         value = data.get(name)
+        _check_text(path, name, value)
         if isinstance(value, str) and value:
             setattr(result, name, value)
         else:
@@ -71,11 +81,20 @@ def load_or_create(settings: Settings) -> Secrets:
     return result
 
 
+def _check_text(path: Path, key: str, value: object) -> None:
+    """A value must be text (a missing or empty one is generated anew): a number, a list or an
+    object there means the file was damaged, and a silently new secret would lock phones out."""
+    if value is not None and not isinstance(value, str):
+        raise SettingsError(f"secrets file {path}: {key} is not a string; restore it from backup")
+
+
 def _write(path: Path, value: Secrets) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     payload = json.dumps(value.__dict__, indent=2, sort_keys=True)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    # The mode given to open() only applies to a new file: a leftover temp file keeps its own.
+    os.fchmod(fd, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         handle.write(payload)
         handle.flush()

@@ -14,12 +14,18 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from cc_core.errors import SettingsError
 
 ENV_PREFIX = "HOTLINE_"
 DEFAULT_FILE = "hotline.toml"
+
+
+def _no_duplicates(label: str, keys: list[str]) -> None:
+    seen = {k for k in keys if keys.count(k) > 1}
+    if seen:
+        raise ValueError(f"duplicate {label}: {', '.join(sorted(seen))}")
 
 
 class _Model(BaseModel):
@@ -128,21 +134,28 @@ class Settings(_Model):
     trunks: list[TrunkSettings] = [TrunkSettings(name="carrier", match=["127.0.0.1"])]
     numbers: list[NumberSettings] = [NumberSettings(number="12333", name="社保服务热线")]
 
-    @model_validator(mode="after")
-    def _unique(self) -> Settings:
-        for label, keys in (
-            ("agent id", [a.id for a in self.agents]),
-            ("trunk name", [t.name for t in self.trunks]),
-            ("number", [n.number for n in self.numbers]),
-        ):
-            seen = {k for k in keys if keys.count(k) > 1}
-            if seen:
-                raise ValueError(f"duplicate {label}: {', '.join(sorted(seen))}")
-        agent_ids = {a.id for a in self.agents}
-        clash = agent_ids & {n.number for n in self.numbers}
+    # Field validators (not one model validator) so that an error names its key: agents, numbers.
+    @field_validator("agents")
+    @classmethod
+    def _unique_agents(cls, value: list[AgentSettings]) -> list[AgentSettings]:
+        _no_duplicates("agent id", [a.id for a in value])
+        return value
+
+    @field_validator("trunks")
+    @classmethod
+    def _unique_trunks(cls, value: list[TrunkSettings]) -> list[TrunkSettings]:
+        _no_duplicates("trunk name", [t.name for t in value])
+        return value
+
+    @field_validator("numbers")
+    @classmethod
+    def _unique_numbers(cls, value: list[NumberSettings], info: ValidationInfo) -> list[NumberSettings]:
+        _no_duplicates("number", [n.number for n in value])
+        agents: list[AgentSettings] = info.data.get("agents") or []
+        clash = {a.id for a in agents} & {n.number for n in value}
         if clash:
-            raise ValueError(f"agent id equals a hotline number: {', '.join(sorted(clash))}")
-        return self
+            raise ValueError(f"a hotline number equals an agent id in agents: {', '.join(sorted(clash))}")
+        return value
 
     def path(self, value: Path) -> Path:
         """Resolve a settings path against the home folder."""
@@ -176,14 +189,23 @@ def _set_path(tree: dict[str, Any], keys: list[str], value: str) -> None:
     node[keys[-1]] = value
 
 
-def _env_overrides(env: Mapping[str, str]) -> dict[str, Any]:
-    tree: dict[str, Any] = {}
+def _env_overrides(env: Mapping[str, str]) -> dict[tuple[str, ...], str]:
+    """``HOTLINE_<SECTION>__<KEY>`` variables by key path. Other ``HOTLINE_*`` names (the
+    installer's ``HOTLINE_DEBIAN_MIRROR``, the tests' ``HOTLINE_SKIP_POSTGRES``) are not ours."""
+    out: dict[tuple[str, ...], str] = {}
     for name, value in env.items():
         if not name.startswith(ENV_PREFIX) or name in ("HOTLINE_CONFIG", "HOTLINE_HOME"):
             continue
-        keys = [k.lower() for k in name[len(ENV_PREFIX) :].split("__") if k]
-        if keys:
-            _set_path(tree, keys, value)
+        keys = tuple(k.lower() for k in name[len(ENV_PREFIX) :].split("__") if k)
+        if keys and keys[0] in Settings.model_fields and keys[0] != "home":
+            out[keys] = value
+    return out
+
+
+def _override_tree(overrides: Mapping[tuple[str, ...], str]) -> dict[str, Any]:
+    tree: dict[str, Any] = {}
+    for keys, value in overrides.items():
+        _set_path(tree, list(keys), value)
     return tree
 
 
@@ -197,11 +219,20 @@ def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _format_validation(error: ValidationError, source: str) -> str:
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _format_validation(error: ValidationError, source: str, overrides: Mapping[tuple[str, ...], str]) -> str:
     first = error.errors()[0]
-    where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    loc = tuple(str(p) for p in first["loc"])
+    where = ".".join(loc) or "(top level)"
+    for keys in overrides:
+        if loc and (loc[: len(keys)] == keys or keys[: len(loc)] == loc):
+            source = f"environment variable {ENV_PREFIX}{'__'.join(keys).upper()} (over {source})"
+            break
     more = f" (and {error.error_count() - 1} more)" if error.error_count() > 1 else ""
-    return f"bad settings in {source}: {where}: {first['msg']}{more}"
+    return _one_line(f"bad settings in {source}: {where}: {first['msg']}{more}")
 
 
 def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None) -> Settings:
@@ -223,13 +254,23 @@ def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None
         except FileNotFoundError as exc:
             raise SettingsError(f"settings file {path} not found; create it or drop --config") from exc
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise SettingsError(f"settings file {path} is not valid TOML: {exc}") from exc
-    home = env.get("HOTLINE_HOME") or data.get("home")
-    if not home:
-        home = str(path.resolve().parent) if path is not None else os.getcwd()
-    data = _merge(data, _env_overrides(env))
-    data["home"] = Path(home).resolve()
+            raise SettingsError(_one_line(f"settings file {path} is not valid TOML: {exc}")) from exc
+        except OSError as exc:  # a folder, no permission: still one line, not a traceback
+            raise SettingsError(f"settings file {path} cannot be read: {exc.strerror or exc}") from exc
+    file_home = data.get("home")
+    if file_home is not None and not isinstance(file_home, str):
+        raise SettingsError(f"bad settings in {source}: home: must be a folder path (a string)")
+    if env.get("HOTLINE_HOME"):
+        home = Path(env["HOTLINE_HOME"]).resolve()
+    elif path is not None:
+        # A relative home in the file is relative to the file, not to wherever the command runs.
+        home = (path.resolve().parent / (file_home or ".")).resolve()
+    else:
+        home = Path.cwd().resolve()
+    overrides = _env_overrides(env)
+    data = _merge(data, _override_tree(overrides))
+    data["home"] = home
     try:
         return Settings.model_validate(data)
     except ValidationError as exc:
-        raise SettingsError(_format_validation(exc, source)) from exc
+        raise SettingsError(_format_validation(exc, source, overrides)) from exc

@@ -36,6 +36,7 @@ from cc_core.switch.view import ChannelInfo, SwitchView
 log = logging.getLogger(__name__)
 
 EOM = "\r\n\r\n"
+GREETING = "Asterisk Call Manager/"
 
 
 class AmiUnavailable(Exception):
@@ -80,9 +81,14 @@ class _Protocol(AMIProtocol):  # type: ignore[misc]
 
     def data_received(self, data: bytes) -> None:
         text = self._pending + self._decoder.decode(data)
-        if self.version is None and text.startswith("Asterisk Call Manager/"):  # type: ignore[has-type]
-            first, _, text = text.partition("\r\n")
-            self.version = first.partition("/")[2].strip()
+        if self.version is None:  # type: ignore[has-type]
+            # The greeting "Asterisk Call Manager/x.y.z\r\n" comes first, maybe split in pieces.
+            if GREETING.startswith(text[: len(GREETING)]) and "\r\n" not in text:
+                self._pending = text
+                return
+            if text.startswith(GREETING):
+                first, _, text = text.partition("\r\n")
+                self.version = first.partition("/")[2].strip()
         blocks = text.split(EOM)
         self._pending = blocks.pop()
         for block in blocks:
@@ -310,9 +316,7 @@ class AmiLink:
             raise
 
     def _on_lost(self, exc: Exception | None) -> None:
-        if isinstance(exc, Message):  # panoramisk passes the Shutdown event itself
-            self.last_error = "the switch is shutting down"
-        elif exc is not None:
+        if exc is not None:
             self.last_error = _describe(exc)
         else:
             self.last_error = "connection closed by the switch"
@@ -347,6 +351,11 @@ class AmiLink:
 
     def _on_event(self, headers: dict[str, str]) -> None:
         self.events_seen += 1
+        if headers.get("Event") == "Shutdown":
+            # Asterisk says goodbye before closing: treat the link as lost now, not at TCP close.
+            self.last_error = "the switch is shutting down"
+            if self._lost is not None:
+                self._lost.set()
         for listener in self._raw_listeners:
             listener(headers)
         event = from_ami(headers)

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 log = logging.getLogger(__name__)
 
 _HEADER = re.compile(r"^(agi_[a-z0-9_]+): ?(.*)$")
-_RESULT = re.compile(r"^200 result=(-?\d*)(?: \((.*?)\))?(?: (.*))?$")
+_RESULT = re.compile(r"^200 result=(-?\d*)(?: (.*))?$")
+_KEY_VALUE = re.compile(r"[A-Za-z_]\w*=")
 
 
 class AgiError(Exception):
@@ -58,7 +59,31 @@ def parse_result(line: str) -> AgiResult:
     match = _RESULT.match(line)
     if match is None:
         raise AgiError(f"unexpected AGI answer: {line[:120]!r}")
-    return AgiResult(result=match.group(1), data=match.group(2) or "", extra=match.group(3) or "")
+    rest = match.group(2) or ""
+    end = _data_end(rest)
+    if end is None:
+        return AgiResult(result=match.group(1), data="", extra=rest)
+    return AgiResult(result=match.group(1), data=rest[1:end], extra=rest[end + 2 :])
+
+
+def _data_end(rest: str) -> int | None:
+    """Where the ``(data)`` at the start of ``rest`` closes, or ``None`` if there is none.
+
+    A variable's value may itself hold ") " (CALLERID(name) = "张三 (社保) 中心"), so the data ends
+    at the first ")" that ends the line or is followed by ``key=value`` text (" endpos=1234");
+    failing that, at the first ")" followed by a space.
+    """
+    if not rest.startswith("("):
+        return None
+    closes = [i for i, char in enumerate(rest) if char == ")"]
+    for i in closes:
+        tail = rest[i + 1 :]
+        if not tail or (tail[0] == " " and _KEY_VALUE.match(tail, 1)):
+            return i
+    for i in closes:
+        if rest[i + 1 : i + 2] == " ":
+            return i
+    return None
 
 
 async def read_headers(reader: asyncio.StreamReader, max_bytes: int) -> dict[str, str]:
@@ -144,32 +169,42 @@ class AgiSession:
             raise ValueError("an AGI command is one line")
         self._writer.write(text.encode("utf-8") + b"\n")
         try:
-            await asyncio.wait_for(self._writer.drain(), timeout or self.command_timeout)
-            while True:
-                raw = await asyncio.wait_for(self._reader.readline(), timeout or self.command_timeout)
-                if not raw:
-                    self.hung_up = True
-                    raise AgiHangup("the switch closed the AGI session")
-                line = raw.decode("utf-8", "replace").rstrip("\r\n")
-                if line.startswith("100 "):
-                    continue  # "100 result=0 Trying..." precedes the real answer
-                if line.startswith("520-"):
-                    usage = [line]
-                    while not line.startswith("520 "):
-                        line = (await self._reader.readline()).decode("utf-8", "replace").rstrip("\r\n")
-                        usage.append(line)
-                        if not line:
-                            break
-                    raise AgiError(f"{text.split()[0]}: " + " ".join(usage)[:300])
-                if line.startswith(("510", "511", "520")):
-                    raise AgiError(f"{text.split()[0]}: {line}")
-                return parse_result(line)
+            # One deadline for the whole exchange: "100 Trying" lines or a usage block that
+            # never ends must not keep the session alive past it.
+            async with asyncio.timeout(timeout or self.command_timeout):
+                await self._writer.drain()
+                while True:
+                    line = await self._answer_line()
+                    if line.startswith("100 "):
+                        continue  # "100 result=0 Trying..." precedes the real answer
+                    if line.startswith("520-"):
+                        # Read the whole usage block (it may hold blank lines), so that its
+                        # last line is not taken for the answer to the next command.
+                        usage = [line]
+                        while not line.startswith("520 "):
+                            line = await self._answer_line()
+                            usage.append(line)
+                        raise AgiError(f"{text.split()[0]}: " + " ".join(u for u in usage if u)[:300])
+                    if line.startswith(("510", "511", "520")):
+                        raise AgiError(f"{text.split()[0]}: {line}")
+                    return parse_result(line)
         except AgiHangup:
             self.hung_up = True
             raise
         except (ConnectionError, asyncio.IncompleteReadError) as exc:
             self.hung_up = True
             raise AgiHangup(str(exc) or "connection lost") from exc
+
+    async def _answer_line(self) -> str:
+        """One line of the switch's answer; EOF means the session is over."""
+        try:
+            raw = await self._reader.readline()
+        except ValueError as exc:  # a line longer than the stream's limit (the buffer is dropped)
+            raise AgiError("AGI answer line too long") from exc
+        if not raw:
+            self.hung_up = True
+            raise AgiHangup("the switch closed the AGI session")
+        return raw.decode("utf-8", "replace").rstrip("\r\n")
 
     async def _checked(self, text: str, timeout: float | None = None) -> AgiResult:
         """A command whose ``result=-1`` means the channel is gone."""
@@ -247,15 +282,19 @@ class FastAgiServer:
 
     async def close(self, grace: float = 5.0) -> None:
         """Stop accepting; give sessions ``grace`` seconds, then cancel them."""
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
+        # Sessions first: from Python 3.12 on, wait_closed() also waits for every open
+        # connection, so awaiting it before the grace would let one stuck call block shutdown.
         if self._sessions:
             _done, pending = await asyncio.wait(list(self._sessions), timeout=grace)
             for task in pending:
                 task.cancel()
             if pending:
                 await asyncio.gather(*pending, return_exceptions=True)
+        if server is not None:
+            await server.wait_closed()
 
     @property
     def active(self) -> int:
@@ -298,6 +337,10 @@ class FastAgiServer:
             except Exception:
                 self.failed += 1
                 log.exception("AGI handler crashed", extra={"uniqueid": session.uniqueid})
+        except asyncio.CancelledError:
+            # close() past its grace. The session ends here, quietly: re-raising would make
+            # asyncio (3.11, 3.12) log a spurious "Exception in callback" for every such call.
+            log.info("FastAGI session cancelled at shutdown", extra={"peer": str(peer)})
         finally:
             self._sessions.discard(task)
             writer.close()

@@ -74,9 +74,9 @@ class SwitchView:
                 chan = self.channels.get(uid)
                 if chan is not None:
                     chan.bridge_id = bridge
-            case BridgeLeft(uniqueid=uid):
+            case BridgeLeft(uniqueid=uid, bridge_id=bridge):
                 chan = self.channels.get(uid)
-                if chan is not None:
+                if chan is not None and chan.bridge_id == bridge:
                     chan.bridge_id = ""
             case QueueCallerJoined(uniqueid=uid, queue=queue):
                 self.queue_callers.setdefault(queue, set()).add(uid)

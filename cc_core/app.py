@@ -10,19 +10,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import signal
 import time
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from cc_core import __version__
 from cc_core.bus import EventBus
 from cc_core.calls.lifecycle import CallLifecycle
 from cc_core.calls.store import CallStore
+from cc_core.calls.voicemail import VoicemailStore
 from cc_core.db.session import make_engine, make_sessionmaker
 from cc_core.errors import HotlineError
 from cc_core.ivr.entry import HotlineEntry
+from cc_core.ivr.prompts import PromptLibrary
+from cc_core.ivr.registry import FlowRegistry
 from cc_core.secrets import Secrets
+from cc_core.selfservice.demo_api import make_app as make_demo_api
 from cc_core.settings import Settings
 from cc_core.switch.ami import AmiLink
 from cc_core.switch.fastagi import FastAgiServer
@@ -33,9 +41,20 @@ from cc_core.web.health import make_app
 
 log = logging.getLogger(__name__)
 
+ANSWER_PROMPT_MAX_AGE_S = 3600.0
 
-def switch_pid_file(settings: Settings) -> Any:
+
+def switch_pid_file(settings: Settings) -> Path:
     return settings.state_path / "run" / f"switch-{settings.switch.instance}.pid"
+
+
+def controller_pid_file(settings: Settings) -> Path:
+    return settings.state_path / "run" / f"controller-{settings.switch.instance}.pid"
+
+
+def prompt_cache(instance: Instance) -> Path:
+    """Rendered prompts, shared by every instance of the chroot (content-addressed, so safe)."""
+    return instance.root / "srv" / "hotline" / "_cache" / "prompts"
 
 
 class Controller:
@@ -59,9 +78,26 @@ class Controller:
             ping_interval=ctl.ami_ping_interval,
         )
         self.engine = make_engine(settings.database_url)
-        self.store = CallStore(make_sessionmaker(self.engine))
+        sessions = make_sessionmaker(self.engine)
+        self.store = CallStore(sessions)
+        self.voicemails = VoicemailStore(sessions)
         self.lifecycle = CallLifecycle(self.store, self.view, self.bus)
-        self.entry = HotlineEntry(self.store, self.lifecycle, str(self.instance.inside / "sounds"))
+        flows_dir = settings.flows_path
+        self.prompts = PromptLibrary(prompt_cache(self.instance), flows_dir / "prompts", settings.prompts.tts_voice)
+        self.registry = FlowRegistry(flows_dir, self.prompts)
+        root = self.instance.root
+        self.entry = HotlineEntry(
+            self.store,
+            self.voicemails,
+            self.lifecycle,
+            self.registry,
+            self.prompts,
+            number_flows={n.number: n.flow for n in settings.numbers},
+            default_flow=settings.ivr.default_flow,
+            fallback_queue=settings.ivr.fallback_queue,
+            to_inside=lambda path: "/" + path.relative_to(root).as_posix(),
+            voicemail_dir=self.instance.spool / "voicemail",
+        )
         self.agi = FastAgiServer(
             self.entry,
             ctl.agi_host,
@@ -69,7 +105,11 @@ class Controller:
             command_timeout=ctl.agi_command_timeout,
         )
         self._runner: web.AppRunner | None = None
+        self._demo: web.AppRunner | None = None
         self._ami_task: asyncio.Task[None] | None = None
+        self._watch_task: asyncio.Task[None] | None = None
+        # Timed jobs (APScheduler): housekeeping now; wrap-up timers, callbacks, archival later.
+        self.scheduler = AsyncIOScheduler(timezone="Asia/Shanghai")
         self._started = time.monotonic()
         self._stopped = asyncio.Event()
 
@@ -85,12 +125,21 @@ class Controller:
             "switch": {"pid": switch_pid, "running": switch_pid is not None or ami["connected"]},
             "ami": ami,
             "fastagi": self.agi.health(),
+            "ivr": {
+                "flows": {name: flow.version[:12] for name, flow in self.registry.snapshot().items()},
+                "problems": self.registry.last_report.problems[:20],
+                "reloads": self.registry.reloads,
+                "calendars": sorted(self.registry.calendars),
+            },
             "events_published": self.bus.published,
         }
 
     async def start(self) -> None:
         """Bind FastAGI and the web port, and start the AMI link (which retries by itself)."""
         ctl = self.settings.controller
+        # Flows (and their prompts) are ready before the first call can arrive.
+        await asyncio.to_thread(self.registry.reload)
+        await self.entry.start()
         try:
             await self.agi.start()
         except OSError as exc:
@@ -108,22 +157,71 @@ class Controller:
                 f"cannot listen for the web page on {ctl.web_host}:{ctl.web_port} ({exc.strerror}); "
                 "stop the program using it or change [controller] web_port"
             ) from exc
+        await self._start_demo_api()
         self._ami_task = asyncio.create_task(self.ami.run(), name="ami-link")
+        if self.settings.ivr.watch_interval > 0:
+            self._watch_task = asyncio.create_task(
+                self.registry.watch(self.settings.ivr.watch_interval), name="ivr-watch"
+            )
+        self.scheduler.add_job(self._prune_answers, "interval", minutes=10, id="prune-answers")
+        self.scheduler.start()
+        pid_file = controller_pid_file(self.settings)
+        pid_file.parent.mkdir(parents=True, exist_ok=True)
+        pid_file.write_text(str(os.getpid()))
         log.info(
             "controller started",
             extra={"agi_port": self.agi.port, "web": f"http://{ctl.web_host}:{ctl.web_port}/"},
         )
 
+    async def _start_demo_api(self) -> None:
+        port = self.settings.ivr.demo_api_port
+        if not port:
+            return
+        self._demo = web.AppRunner(make_demo_api(), access_log=None)
+        await self._demo.setup()
+        try:
+            await web.TCPSite(self._demo, "127.0.0.1", port).start()
+        except OSError as exc:
+            # The demo is a convenience: a taken port must not stop the contact center.
+            log.warning("demo self-service API not started", extra={"port": port, "error": exc.strerror})
+            await self._demo.cleanup()
+            self._demo = None
+
+    async def _prune_answers(self) -> None:
+        """Read-back prompts hold personal data (pension amounts): keep them one hour at most."""
+        removed = await asyncio.to_thread(self.prompts.prune_dynamic, ANSWER_PROMPT_MAX_AGE_S)
+        if removed:
+            log.info("pruned read-back prompts", extra={"removed": removed})
+
+    async def reload_flows(self) -> None:
+        """Reload IVR flows (SIGHUP, 'hotline ivr reload'); calls in progress are not affected."""
+        await asyncio.to_thread(self.registry.reload)
+
+    def install_signal_handlers(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self.request_stop)
+        loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload_flows()))
+
     async def stop(self) -> None:
         """Stop in reverse order; calls in progress keep running in the switch (dialplan)."""
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+        if self._watch_task is not None:
+            self._watch_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watch_task
         await self.ami.stop()
         if self._ami_task is not None:
             self._ami_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._ami_task
         await self.agi.close()
-        if self._runner is not None:
-            await self._runner.cleanup()
+        await self.entry.close()
+        for runner in (self._runner, self._demo):
+            if runner is not None:
+                await runner.cleanup()
+        controller_pid_file(self.settings).unlink(missing_ok=True)
         await self.bus.drain()
         self.engine.dispose()
         self._stopped.set()

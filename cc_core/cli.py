@@ -65,9 +65,7 @@ async def _run_controller(settings: Settings, secrets: Secrets) -> None:
     from cc_core.app import Controller
 
     controller = Controller(settings, secrets)
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, controller.request_stop)
+    controller.install_signal_handlers()
     await controller.start()
     try:
         await controller.run_until_stopped()
@@ -210,6 +208,116 @@ def cmd_db(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _load_ivr(settings: Settings, folder: Path | None) -> tuple[Any, Any, list[str]]:
+    """Flows and calendars of the folder, with every problem as a printable line."""
+    from cc_core.ivr.calendar import CalendarError, load_calendars
+    from cc_core.ivr.loader import load_flows
+
+    folder = folder or settings.flows_path
+    if not folder.is_dir():
+        raise HotlineError(f"no IVR flows folder at {folder}; set [ivr] flows_dir in hotline.toml")
+    problems: list[str] = []
+    calendars: Any = {}
+    try:
+        calendars = load_calendars(folder / "calendars")
+    except CalendarError as exc:
+        problems.append(str(exc))
+    except FileNotFoundError:
+        pass
+    flows, flow_problems = load_flows(folder)
+    problems.extend(str(p) for p in flow_problems)
+    return flows, calendars, problems
+
+
+def cmd_ivr(settings: Settings, args: argparse.Namespace) -> int:
+    if args.action == "reload":
+        return _reload_flows(settings)
+    flows, calendars, problems = _load_ivr(settings, args.dir)
+    if args.action == "validate":
+        for line in problems:
+            print(line)
+        for name, flow in sorted(flows.items()):
+            print(f"ok: {flow.source.name}: flow {name} ({len(flow.nodes)} nodes, start {flow.start})")
+        if problems:
+            print(f"hotline: {len(problems)} problem(s); flows with problems are not loaded", file=sys.stderr)
+        return 1 if problems else 0
+    name = args.flow
+    if not name:
+        raise HotlineError("name the flow, e.g. 'hotline ivr graph main'")
+    if name not in flows:
+        detail = "; ".join(p for p in problems if f"/{name}.yaml" in p)[:300]
+        raise HotlineError(
+            f"flow {name!r} is not loadable{': ' + detail if detail else ''} (see 'hotline ivr validate')"
+        )
+    if args.action == "graph":
+        from cc_core.ivr.graph import render_graph
+
+        out = args.out or settings.state_path / "graphs" / f"{name}.{args.format}"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        print(render_graph(flows[name], out, args.format))
+        return 0
+    from cc_core.ivr.simulate import http_fetch, simulate
+
+    at = _parse_at(args.at)
+    inputs = [d.strip() for d in args.digits.split(",")] if args.digits else []
+    result = simulate(flows, name, inputs, calendars, at, http_fetch if args.http else None)
+    print(f"流程 {name}，时间 {at:%Y-%m-%d %H:%M}，输入 {','.join(inputs) or '(无)'}")
+    for line in result.lines:
+        print(line)
+    print(f"结果: {result.outcome}")
+    return 0
+
+
+def _parse_at(text: str | None) -> Any:
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    beijing = ZoneInfo("Asia/Shanghai")
+    if not text:
+        return datetime.now(beijing)
+    for fmt in ("%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M", "%Y-%m-%d"):
+        try:
+            return datetime.strptime(text, fmt).replace(tzinfo=beijing)
+        except ValueError:
+            continue
+    raise HotlineError(f'--at {text!r} is not a time like "2026-10-01 10:00" (Beijing time)')
+
+
+def _reload_flows(settings: Settings) -> int:
+    from cc_core.app import controller_pid_file
+
+    pid_file = controller_pid_file(settings)
+    try:
+        pid = int(pid_file.read_text().strip())
+    except (OSError, ValueError):
+        pid = 0
+    if not pid or not pid_alive(pid):
+        raise HotlineError("the controller is not running ('hotline up' first); flows load when it starts")
+    os.kill(pid, signal.SIGHUP)
+    print(f"hotline: asked the controller (pid {pid}) to reload the IVR flows; 'hotline status' shows problems")
+    return 0
+
+
+def cmd_voicemail(settings: Settings, args: argparse.Namespace) -> int:
+    from cc_core.calls.voicemail import VoicemailStore
+    from cc_core.db.session import make_engine, make_sessionmaker
+
+    engine = make_engine(settings.database_url)
+    try:
+        messages = VoicemailStore(make_sessionmaker(engine)).list(limit=args.limit, unheard_only=args.unheard)
+    finally:
+        engine.dispose()
+    if not messages:
+        print("没有留言 (no messages)")
+    for m in messages:
+        heard = f"已听 {m.listened_by}" if m.listened_at else "未听"
+        print(
+            f"{m.id:5d}  {m.created_at:%Y-%m-%d %H:%M}  {m.caller_number:<14} {m.duration_s:5.1f}s  "
+            f"{m.flow}/{m.node}  {heard}  {m.file}"
+        )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hotline", description="Hotline contact center")
     parser.add_argument("--config", type=Path, help="settings file (default: ./hotline.toml or $HOTLINE_CONFIG)")
@@ -229,6 +337,21 @@ def build_parser() -> argparse.ArgumentParser:
     db = sub.add_parser("db", help="database schema")
     db.add_argument("action", choices=["upgrade", "current"])
     db.set_defaults(func=cmd_db)
+    ivr = sub.add_parser("ivr", help="IVR flows: validate, graph, simulate, reload")
+    ivr.add_argument("action", choices=["validate", "graph", "simulate", "reload"])
+    ivr.add_argument("flow", nargs="?", help="the flow's name (graph, simulate)")
+    ivr.add_argument("--dir", type=Path, help="flows folder (default: [ivr] flows_dir)")
+    ivr.add_argument("--digits", default="", help="simulate: the caller's inputs, e.g. 1,2,9 (t = no key)")
+    ivr.add_argument("--at", help='simulate: the time of the call, e.g. "2026-10-01 10:00" (Beijing)')
+    ivr.add_argument("--http", action="store_true", help="simulate: really call the flows' HTTP APIs")
+    ivr.add_argument("--out", type=Path, help="graph: output file")
+    ivr.add_argument("--format", choices=["svg", "png"], default="svg", help="graph: picture format")
+    ivr.set_defaults(func=cmd_ivr)
+    vm = sub.add_parser("voicemail", help="messages callers left")
+    vm.add_argument("action", choices=["list"])
+    vm.add_argument("--limit", type=int, default=50)
+    vm.add_argument("--unheard", action="store_true")
+    vm.set_defaults(func=cmd_voicemail)
     return parser
 
 
@@ -246,6 +369,8 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_ERROR
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # output piped into head/less that closed early
+        return 0
 
 
 if __name__ == "__main__":

@@ -115,6 +115,19 @@ class PromptSettings(_Model):
     tts_voice: str = "cmn-latn-pinyin"
 
 
+class IvrSettings(_Model):
+    """Where the admins' flows live and how the controller serves them (T6)."""
+
+    flows_dir: Path = Path("ivr_flows")
+    default_flow: str = Field(default="main", pattern=r"^[a-z][a-z0-9_-]{0,63}$")
+    # Seconds between checks of the flows folder for changes (0 = reload only on command).
+    watch_interval: float = Field(default=2.0, ge=0)
+    # The queue a caller is handed to when a flow cannot go on (step limit, missing flow).
+    fallback_queue: str = "general"
+    # The demo self-service API (pension / contribution status) on loopback; 0 = off.
+    demo_api_port: int = Field(default=8090, ge=0, le=65535)
+
+
 class LogSettings(_Model):
     level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
     format: str = Field(default="json", pattern=r"^(json|text)$")
@@ -129,6 +142,7 @@ class Settings(_Model):
     controller: ControllerSettings = ControllerSettings()
     database: DatabaseSettings = DatabaseSettings()
     prompts: PromptSettings = PromptSettings()
+    ivr: IvrSettings = IvrSettings()
     log: LogSettings = LogSettings()
     agents: list[AgentSettings] = []
     trunks: list[TrunkSettings] = [TrunkSettings(name="carrier", match=["127.0.0.1"])]
@@ -164,6 +178,10 @@ class Settings(_Model):
     @property
     def state_path(self) -> Path:
         return self.path(self.state_dir)
+
+    @property
+    def flows_path(self) -> Path:
+        return self.path(self.ivr.flows_dir)
 
     @property
     def switch_root(self) -> Path:

@@ -3,7 +3,7 @@
 # checks. Called by scripts/up.sh and scripts/test.sh, so a newcomer never runs it by hand.
 #
 #   1. Debian packages: mmdebstrap (builds the switch), sip-tester (SIPp), espeak-ng (Chinese
-#      prompts), ffmpeg + sox (audio), chromium (browser tests, later issues).
+#      prompts), ffmpeg + sox (audio), graphviz + fonts-noto-cjk (IVR flow pictures).
 #   2. A Python virtualenv in .venv with the pinned dependencies (constraints.txt).
 #   3. The switch: Asterisk 22 in a chroot (scripts/install_switch.sh).
 #   4. The database schema (hotline db upgrade).
@@ -14,7 +14,7 @@ cd "$here"
 say() { echo "setup: $*"; }
 die() { echo "setup: $*" >&2; exit 1; }
 
-debs="mmdebstrap sip-tester espeak-ng ffmpeg sox"
+debs="mmdebstrap sip-tester espeak-ng ffmpeg sox graphviz fonts-noto-cjk"
 missing=""
 for pkg in $debs; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing="$missing $pkg"

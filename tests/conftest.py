@@ -16,9 +16,11 @@ import pytest
 from cc_core.switch.instance import INSTANCES_INSIDE
 from cc_core.switch.process import pid_alive
 from tests.harness.ami import AmiPeer
+from tests.harness.flows import prepare_flows
 from tests.harness.hotline import WORLD_PHONES, Hotline, switch_root, write_settings
 from tests.harness.loop import LoopThread
 from tests.harness.ports import free_port
+from tests.harness.selfservice import SelfService
 from tests.harness.world import World
 
 
@@ -50,11 +52,24 @@ def loop() -> Iterator[LoopThread]:
 
 
 @pytest.fixture(scope="session")
-def hotline(chroot: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hotline]:
-    """The contact center's switch, running on free ports with a SQLite database."""
+def selfservice(loop: LoopThread) -> Iterator[SelfService]:
+    """The business system the self-service nodes call; tests switch it to slow or down."""
+    server = SelfService(loop)
+    server.start()
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="session")
+def hotline(chroot: Path, tmp_path_factory: pytest.TempPathFactory, selfservice: SelfService) -> Iterator[Hotline]:
+    """The contact center's switch, running on free ports with a SQLite database, serving the
+    shipped flows (pointed at the test's self-service server, with an always-open calendar)."""
     home = tmp_path_factory.mktemp("hotline")
     world_sip_port = free_port()
-    config = write_settings(home, f"t{os.getpid()}-cc", world_sip_port, f"sqlite:///{home / 'hotline.db'}")
+    flows = prepare_flows(home / "flows", selfservice.url)
+    config = write_settings(
+        home, f"t{os.getpid()}-cc", world_sip_port, f"sqlite:///{home / 'hotline.db'}", flows_dir=flows
+    )
     cc = Hotline.create(config)
     cc.world_sip_port = world_sip_port  # type: ignore[attr-defined]
     try:

@@ -25,6 +25,12 @@ _CHANNEL_LEN = 128
 _DIGITS_LEN = 64
 _CAUSE_TEXT_LEN = 64
 _ID_LEN = 64
+_FLOW_LEN = 64
+_EXIT_DETAIL_LEN = 64
+
+# How a call can leave the IVR (calls.ivr_exit).
+IVR_EXITS = ("queue", "transfer", "hangup", "fallback", "abandoned")
+SURVEY_SCORES = range(1, 6)
 
 
 @dataclass(frozen=True)
@@ -46,6 +52,11 @@ class CallView:
     status: str
     fallback: bool
     events: list[tuple[datetime, str, dict[str, Any]]] = field(default_factory=list)
+    flow: str | None = None
+    flow_version: str | None = None
+    survey_score: int | None = None
+    ivr_exit: str | None = None
+    ivr_exit_detail: str | None = None
 
     @classmethod
     def from_row(cls, call: Call) -> CallView:
@@ -65,12 +76,28 @@ class CallView:
             status=call.status,
             fallback=call.fallback,
             events=[(e.at, e.kind, dict(e.detail)) for e in call.events],
+            flow=call.flow,
+            flow_version=call.flow_version,
+            survey_score=call.survey_score,
+            ivr_exit=call.ivr_exit,
+            ivr_exit_detail=call.ivr_exit_detail,
         )
 
 
 def _text(value: str, limit: int) -> str:
     # PostgreSQL text cannot hold NUL; a garbled caller ID must not lose the call record.
     return value.replace("\x00", "")[:limit]
+
+
+def _clean(value: Any) -> Any:
+    """``value`` with NUL removed from every string in it (PostgreSQL's JSONB cannot hold one)."""
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, Mapping):
+        return {_clean(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    return value
 
 
 def _aware(at: datetime) -> None:
@@ -210,6 +237,114 @@ class CallStore:
                 return self._find_id(session, uniqueid) is not None
             self._add_event(session, call_id, at, "hangup", {"cause": cause, "cause_text": text})
             return True
+
+    def set_flow(self, uniqueid: str, flow: str, version: str, at: datetime) -> bool:
+        """Record the IVR flow the call started in and its version (the flow file's sha256).
+
+        Returns False if the call is unknown. The first flow is kept: a repeat (a restarted
+        controller running the flow again, or a later jump to another flow, which the IVR path
+        shows) changes nothing and still returns True.
+        """
+        _aware(at)
+        flow = _text(flow, _FLOW_LEN)
+        version = _text(version, _FLOW_LEN)
+        with self._sessions() as session, session.begin():
+            call_id = session.scalar(
+                update(Call)
+                .where(Call.uniqueid == uniqueid, Call.flow.is_(None))
+                .values(flow=flow, flow_version=version)
+                .returning(Call.id)
+                .execution_options(synchronize_session=False)
+            )
+            if call_id is None:
+                return self._find_id(session, uniqueid) is not None
+            self._add_event(session, call_id, at, "flow", {"flow": flow, "version": version})
+            return True
+
+    def add_step(
+        self,
+        uniqueid: str,
+        at: datetime,
+        flow: str,
+        node: str,
+        kind: str,
+        detail: Mapping[str, Any] | None = None,
+    ) -> bool:
+        """Append one step of the IVR path: the call reached ``node`` (of kind ``kind``) in ``flow``.
+
+        ``detail`` (JSON-serialisable) is stored alongside; its keys "flow", "node" and
+        "node_kind" are taken by the step itself. Returns False if the call is unknown.
+        Not idempotent: a caller may legitimately pass the same node twice (menu retries).
+        """
+        _aware(at)
+        step: dict[str, Any] = _clean(dict(detail or {}))
+        step.update(flow=_text(flow, _FLOW_LEN), node=_text(node, _FLOW_LEN), node_kind=_text(kind, _FLOW_LEN))
+        with self._sessions() as session, session.begin():
+            call_id = self._find_id(session, uniqueid)
+            if call_id is None:
+                return False
+            self._add_event(session, call_id, at, "ivr", step)
+            return True
+
+    def set_survey(self, uniqueid: str, score: int, at: datetime) -> bool:
+        """Record the caller's satisfaction score, 1 (非常满意) to 5 (非常不满意).
+
+        Raises ValueError for any other score. Returns False if the call is unknown. The first
+        score is kept: a repeat changes nothing and still returns True.
+        """
+        if isinstance(score, bool) or not isinstance(score, int) or score not in SURVEY_SCORES:
+            raise ValueError(f"survey score must be an integer from 1 to 5, got {score!r}")
+        _aware(at)
+        with self._sessions() as session, session.begin():
+            call_id = session.scalar(
+                update(Call)
+                .where(Call.uniqueid == uniqueid, Call.survey_score.is_(None))
+                .values(survey_score=score)
+                .returning(Call.id)
+                .execution_options(synchronize_session=False)
+            )
+            if call_id is None:
+                return self._find_id(session, uniqueid) is not None
+            self._add_event(session, call_id, at, "survey", {"score": score})
+            return True
+
+    def set_ivr_exit(self, uniqueid: str, exit: str, detail: str, at: datetime) -> bool:
+        """Record how the call left the IVR (one of :data:`IVR_EXITS`) and e.g. the queue or number.
+
+        Raises ValueError for an unknown ``exit``. Returns False if the call is unknown. A call
+        leaves the IVR once: the first exit is kept and later ones (e.g. "abandoned" reported at
+        hangup after the call went to a queue) change nothing and still return True.
+        """
+        if exit not in IVR_EXITS:
+            raise ValueError(f"IVR exit must be one of {', '.join(IVR_EXITS)}; got {exit!r}")
+        _aware(at)
+        detail = _text(detail, _EXIT_DETAIL_LEN)
+        with self._sessions() as session, session.begin():
+            call_id = session.scalar(
+                update(Call)
+                .where(Call.uniqueid == uniqueid, Call.ivr_exit.is_(None))
+                .values(ivr_exit=exit, ivr_exit_detail=detail)
+                .returning(Call.id)
+                .execution_options(synchronize_session=False)
+            )
+            if call_id is None:
+                return self._find_id(session, uniqueid) is not None
+            self._add_event(session, call_id, at, "ivr_exit", {"exit": exit, "detail": detail})
+            return True
+
+    def ivr_path(self, uniqueid: str) -> list[tuple[datetime, str, str, str]]:
+        """The call's IVR steps in order as (at, flow, node, node_kind); empty for an unknown call."""
+        with self._sessions() as session:
+            rows = session.execute(
+                select(CallEvent.at, CallEvent.detail)
+                .join(Call, Call.id == CallEvent.call_id)
+                .where(Call.uniqueid == uniqueid, CallEvent.kind == "ivr")
+                .order_by(CallEvent.at, CallEvent.id)
+            )
+            return [
+                (at, str(detail.get("flow", "")), str(detail.get("node", "")), str(detail.get("node_kind", "")))
+                for at, detail in rows
+            ]
 
     def get(self, uniqueid: str) -> CallView | None:
         """The call with its timeline, or None."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, MetaData, String, false
+from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, MetaData, String, UniqueConstraint, false
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -78,6 +78,15 @@ class Call(Base):
     status: Mapped[str] = mapped_column(String(16), default="ivr", server_default="ivr")
     # The call reached the dialplan safety net (controller unreachable or failed).
     fallback: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # The IVR flow the call started in, and the sha256 of that flow file at the time.
+    flow: Mapped[str | None] = mapped_column(String(64))
+    flow_version: Mapped[str | None] = mapped_column(String(64))
+    # Phone satisfaction survey: 1 (非常满意) … 5 (非常不满意); None when not answered.
+    survey_score: Mapped[int | None] = mapped_column(Integer)
+    # How the call left the IVR: "queue", "transfer", "hangup", "fallback" or "abandoned",
+    # with e.g. the queue name or the number transferred to.
+    ivr_exit: Mapped[str | None] = mapped_column(String(16))
+    ivr_exit_detail: Mapped[str | None] = mapped_column(String(64))
 
     events: Mapped[list[CallEvent]] = relationship(
         back_populates="call",
@@ -99,3 +108,24 @@ class CallEvent(Base):
     detail: Mapped[dict[str, Any]] = mapped_column(JSONDocument, default=dict)
 
     call: Mapped[Call] = relationship(back_populates="events")
+
+
+class Voicemail(Base):
+    """A message a caller left (outside hours, queue too long). Outlives its call row."""
+
+    __tablename__ = "voicemails"
+    # The switch may report the same recording twice; one row per (call, file).
+    __table_args__ = (UniqueConstraint("uniqueid", "file", name="uq_voicemails_uniqueid_file"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    call_id: Mapped[int | None] = mapped_column(ForeignKey("calls.id", ondelete="SET NULL"), index=True)
+    uniqueid: Mapped[str] = mapped_column(String(64), index=True)
+    caller_number: Mapped[str] = mapped_column(String(32))
+    flow: Mapped[str] = mapped_column(String(64))
+    node: Mapped[str] = mapped_column(String(64))
+    # The recording's path as the switch reports it.
+    file: Mapped[str] = mapped_column(String(255))
+    duration_s: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    listened_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    listened_by: Mapped[str | None] = mapped_column(String(64))

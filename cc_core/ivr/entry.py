@@ -1,58 +1,152 @@
-"""The hotline's first IVR path (issue 2): greet, read the caller's digits, record them.
+"""The hotline's front door on FastAGI: each call runs the IVR flow of its dialed number (T6).
 
-This is the foundation's end-to-end path; the YAML flow runtime of the IVR issue replaces the
-fixed greeting with the flow chosen by the dialed number. The call record is written through
-:class:`cc_core.calls.store.CallStore` (off the event loop).
+The call record gets the arrival, the flow and its version, every node the caller passed
+(with timestamps), the keys pressed in menus, the survey score and how the call left the IVR.
+Values a caller keys in (ID-card numbers) are never written to the record or the logs.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+from pathlib import Path
+
+import aiohttp
 
 from cc_core.calls.lifecycle import CallLifecycle
 from cc_core.calls.store import CallStore
-from cc_core.switch.fastagi import AgiSession
+from cc_core.calls.voicemail import VoicemailStore
+from cc_core.ivr.agi_driver import AgiDriver, Recording
+from cc_core.ivr.prompts import PromptLibrary
+from cc_core.ivr.registry import FlowRegistry
+from cc_core.ivr.runtime import CallContext, End, Step, ToNumber, ToQueue, Visit, run
+from cc_core.switch.fastagi import AgiHangup, AgiSession
 
 log = logging.getLogger(__name__)
-
-DIGIT_TIMEOUT_MS = 5000
-MAX_DIGITS = 8
 
 
 class HotlineEntry:
     """The FastAGI handler for ``agi://…/hotline``."""
 
-    def __init__(self, store: CallStore, lifecycle: CallLifecycle, sounds_dir: str) -> None:
+    def __init__(
+        self,
+        store: CallStore,
+        voicemails: VoicemailStore,
+        lifecycle: CallLifecycle,
+        registry: FlowRegistry,
+        prompts: PromptLibrary,
+        *,
+        number_flows: Mapping[str, str],
+        default_flow: str,
+        fallback_queue: str,
+        to_inside: Callable[[Path], str],
+        voicemail_dir: Path,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
         self.store = store
+        self.voicemails = voicemails
         self.lifecycle = lifecycle
-        self.sounds_dir = sounds_dir.rstrip("/")
+        self.registry = registry
+        self.prompts = prompts
+        self.number_flows = dict(number_flows)
+        self.default_flow = default_flow
+        self.fallback_queue = fallback_queue
+        self.to_inside = to_inside
+        self.voicemail_dir = voicemail_dir
+        self.clock = clock
+        self.http: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        self.http = aiohttp.ClientSession()
+
+    async def close(self) -> None:
+        if self.http is not None:
+            await self.http.close()
 
     async def __call__(self, session: AgiSession) -> None:
         if session.script != "hotline":
             log.warning("unknown AGI script", extra={"script": session.script})
             await session.set_variable("HOTLINE_NEXT", "fallback")
             return
-        now = datetime.now(UTC)
+        uid = session.uniqueid
         await self.lifecycle.register_arrival(
-            session.uniqueid,
-            session.headers.get("agi_linkedid", "") or session.uniqueid,
+            uid,
+            session.headers.get("agi_linkedid", "") or uid,
             session.caller_number,
             session.dialed_number,
             session.channel,
-            now,
+            datetime.now(UTC),
         )
-        log.info(
-            "hotline call",
-            extra={
-                "uniqueid": session.uniqueid,
-                "caller": session.caller_number,
-                "dnis": session.dialed_number,
-            },
+        flow_name = self.number_flows.get(session.dialed_number, self.default_flow)
+        flows = self.registry.snapshot()  # this call keeps these versions to the end
+        log.info("hotline call", extra={"uniqueid": uid, "caller": session.caller_number, "flow": flow_name})
+        if flow_name not in flows:
+            log.error("no loadable IVR flow; caller goes to the safety net", extra={"flow": flow_name})
+            await asyncio.to_thread(self.store.set_ivr_exit, uid, "fallback", flow_name, datetime.now(UTC))
+            await session.set_variable("HOTLINE_NEXT", "fallback")
+            return
+        flow = flows[flow_name]
+        await asyncio.to_thread(self.store.set_flow, uid, flow.name, flow.version, datetime.now(UTC))
+        context = CallContext(caller_number=session.caller_number, dialed_number=session.dialed_number)
+        steps = run(flows, flow_name, context, self.registry.calendars, self.clock, self.fallback_queue)
+        last_visit: list[Visit] = []
+
+        async def record_step(visit: Visit) -> None:
+            last_visit[:] = [visit]
+            await asyncio.to_thread(
+                self.store.add_step, uid, datetime.now(UTC), visit.flow, visit.node, visit.kind, dict(visit.detail)
+            )
+            if visit.kind == "survey_answer" and visit.detail.get("score"):
+                await asyncio.to_thread(self.store.set_survey, uid, int(visit.detail["score"]), datetime.now(UTC))
+
+        async def record_key(key: str) -> None:
+            await asyncio.to_thread(self.store.add_digits, uid, key, datetime.now(UTC))
+
+        async def save_message(recording: Recording) -> int | None:
+            where = last_visit[0] if last_visit else Visit(flow.name, "", "voicemail")
+            return await asyncio.to_thread(
+                self.voicemails.add,
+                uid,
+                session.caller_number,
+                where.flow,
+                where.node,
+                recording.file_inside,
+                recording.duration_s,
+                datetime.now(UTC),
+            )
+
+        assert self.http is not None, "HotlineEntry.start() was not called"
+        driver = AgiDriver(
+            session,
+            self.prompts,
+            self.http,
+            to_inside=self.to_inside,
+            voicemail_dir=self.voicemail_dir,
+            record_step=record_step,
+            save_message=save_message,
+            record_key=record_key,
         )
-        digits, timed_out = await session.get_data(f"{self.sounds_dir}/greeting", DIGIT_TIMEOUT_MS, MAX_DIGITS)
-        await asyncio.to_thread(self.store.add_digits, session.uniqueid, digits, datetime.now(UTC))
-        log.info("caller digits", extra={"uniqueid": session.uniqueid, "digits": digits, "timed_out": timed_out})
-        await session.stream_file(f"{self.sounds_dir}/thanks")
-        await session.set_variable("HOTLINE_NEXT", "hangup")
+        try:
+            final = await driver.drive(steps)
+        except AgiHangup:
+            await asyncio.to_thread(self.store.set_ivr_exit, uid, "abandoned", _node(last_visit), datetime.now(UTC))
+            raise
+        exit_kind, detail = _exit(final)
+        await asyncio.to_thread(self.store.set_ivr_exit, uid, exit_kind, detail, datetime.now(UTC))
+
+
+def _node(visits: list[Visit]) -> str:
+    return visits[0].node if visits else ""
+
+
+def _exit(step: Step) -> tuple[str, str]:
+    match step:
+        case ToQueue(queue=queue):
+            return "queue", queue
+        case ToNumber(number=number):
+            return "transfer", number
+        case End():
+            return "hangup", ""
+    return "fallback", ""

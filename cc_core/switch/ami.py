@@ -30,13 +30,15 @@ from panoramisk.ami_protocol import AMIProtocol
 from panoramisk.message import Message
 
 from cc_core.bus import EventBus
-from cc_core.switch.events import AmiConnected, AmiDisconnected, SwitchResynced, from_ami
+from cc_core.switch.events import TRANSLATORS, AmiConnected, AmiDisconnected, SwitchResynced, from_ami
 from cc_core.switch.view import ChannelInfo, SwitchView
 
 log = logging.getLogger(__name__)
 
 EOM = "\r\n\r\n"
 GREETING = "Asterisk Call Manager/"
+# What the controller parses: the events it translates, and Shutdown (the switch says goodbye).
+WANTED_EVENTS = frozenset(TRANSLATORS) | {"Shutdown"}
 
 
 class AmiUnavailable(Exception):
@@ -78,6 +80,10 @@ class _Protocol(AMIProtocol):  # type: ignore[misc]
         self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
         self._pending = ""
         self.on_event: Callable[[dict[str, str]], None] = lambda _h: None
+        # Event names worth parsing (None = all). Most AMI traffic (VarSet, Newexten, RTCP…)
+        # is of no use to the controller; skipping it before parsing doubles ingestion speed.
+        self.wanted: frozenset[str] | None = None
+        self.skipped = 0
 
     def data_received(self, data: bytes) -> None:
         text = self._pending + self._decoder.decode(data)
@@ -99,6 +105,13 @@ class _Protocol(AMIProtocol):  # type: ignore[misc]
         if not block:
             return
         if block.startswith("Event: "):
+            wanted = self.wanted
+            if wanted is not None:
+                end = block.find("\r\n")
+                name = block[7:end] if end > 0 else block[7:]
+                if name not in wanted and "\r\nActionID: " not in block:  # never skip an action's answer
+                    self.skipped += 1
+                    return
             headers = parse_block(block)
             action_id = headers.get("ActionID")
             if action_id is None or action_id not in self.responses:
@@ -174,6 +187,7 @@ class AmiLink:
         self._stopping = False
         self._resync_buffer: list[Any] | None = None
         self._raw_listeners: list[Callable[[dict[str, str]], None]] = []
+        self._protocol: _Protocol | None = None
 
     # ---- public -------------------------------------------------------------------------
 
@@ -198,9 +212,18 @@ class AmiLink:
             raise AmiUnavailable(f"AMI is not connected ({self.state}: {self.last_error or 'no link'})")
         return await self._send(manager, action, as_list=as_list, timeout=timeout)
 
+    def attach(self, protocol: _Protocol) -> None:
+        """Route a protocol's events here; parse only the events we translate, unless a raw
+        listener wants them all."""
+        self._protocol = protocol
+        protocol.on_event = self._on_event
+        protocol.wanted = None if self._raw_listeners else WANTED_EVENTS
+
     def add_raw_listener(self, listener: Callable[[dict[str, str]], None]) -> None:
         """Also hand every raw AMI event to ``listener`` (diagnostics and the test harness)."""
         self._raw_listeners.append(listener)
+        if self._protocol is not None:
+            self._protocol.wanted = None
 
     def health(self) -> dict[str, Any]:
         return {
@@ -209,6 +232,7 @@ class AmiLink:
             "last_error": self.last_error,
             "connects": self.connects,
             "events_seen": self.events_seen,
+            "events_skipped": self._protocol.skipped if self._protocol is not None else 0,
             "connected_for_s": round(time.monotonic() - self.connected_since, 1) if self.connected_since else None,
             "view": self.view.summary(),
         }
@@ -263,8 +287,7 @@ class AmiLink:
         manager.dispatch = self._ignore_dispatch  # events take the direct path below
         self._manager = manager
         await asyncio.wait_for(manager.connect(), self.action_timeout)
-        protocol = manager.protocol
-        protocol.on_event = self._on_event
+        self.attach(manager.protocol)
         answer = await self._send(
             manager,
             {"Action": "Login", "Username": self._username, "Secret": self._secret, "Events": "on"},

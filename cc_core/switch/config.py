@@ -146,6 +146,7 @@ def hotline_values(settings: Settings, secrets: Secrets, instance: Instance) -> 
         "number_routes": number_routes,
         "agent_routes": agent_routes,
         "fallback_members": members,
+        "outbound_trunk": next((t.name for t in settings.trunks if t.host), ""),
     }
 
 

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 log = logging.getLogger(__name__)
 
 _HEADER = re.compile(r"^(agi_[a-z0-9_]+): ?(.*)$")
-_RESULT = re.compile(r"^200 result=(-?\d*)(?: (.*))?$")
+# A result is a number, or the keys GET DATA collected (digits, '*', and A–D on some phones).
+_RESULT = re.compile(r"^200 result=(-?[0-9*#A-D]*)(?: (.*))?$")
 _KEY_VALUE = re.compile(r"[A-Za-z_]\w*=")
 
 

@@ -7,11 +7,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, text
+from sqlalchemy.dialects import postgresql
 
 from cc_core.calls.store import CallStore
+from cc_core.calls.voicemail import VoicemailStore
 from cc_core.db.models import Base
 from cc_core.db.session import (
     DatabaseError,
@@ -25,7 +28,9 @@ from cc_core.db.session import (
 )
 from cc_core.errors import HotlineError
 
-APP_TABLES = {"calls", "call_events"}
+APP_TABLES = {"calls", "call_events", "voicemails"}
+IVR_COLUMNS = {"flow", "flow_version", "survey_score", "ivr_exit", "ivr_exit_detail"}
+T0 = datetime(2024, 5, 1, 8, 30, 15, 123456, tzinfo=UTC)
 
 
 def _tables(url: str) -> set[str]:
@@ -36,8 +41,8 @@ def _tables(url: str) -> set[str]:
         engine.dispose()
 
 
-def test_head_revision_is_first_migration() -> None:
-    assert head_revision() == "0001"
+def test_head_revision_is_the_ivr_migration() -> None:
+    assert head_revision() == "0002"
 
 
 def test_upgrade_from_empty_to_head(db_url: str) -> None:
@@ -70,6 +75,130 @@ def test_downgrade_to_base_and_up_again(db_url: str) -> None:
     assert not (APP_TABLES & _tables(db_url))
     assert upgrade(db_url) == head_revision()
     assert APP_TABLES <= _tables(db_url)
+
+
+def _columns(url: str, table: str) -> set[str]:
+    engine = make_engine(url)
+    try:
+        return {column["name"] for column in inspect(engine).get_columns(table)}
+    finally:
+        engine.dispose()
+
+
+# Tables as revision 0001 left them, independent of today's models.
+_CALLS_0001 = sa.table(
+    "calls",
+    sa.column("id", sa.Integer()),
+    sa.column("uniqueid", sa.String()),
+    sa.column("linkedid", sa.String()),
+    sa.column("caller_number", sa.String()),
+    sa.column("dialed_number", sa.String()),
+    sa.column("channel", sa.String()),
+    sa.column("arrived_at", sa.DateTime(timezone=True)),
+    sa.column("digits", sa.String()),
+)
+_EVENTS_0001 = sa.table(
+    "call_events",
+    sa.column("call_id", sa.Integer()),
+    sa.column("at", sa.DateTime(timezone=True)),
+    sa.column("kind", sa.String()),
+    sa.column("detail", sa.JSON().with_variant(postgresql.JSONB(), "postgresql")),
+)
+
+
+def _insert_0001_rows(url: str) -> None:
+    engine = make_engine(url)
+    try:
+        with engine.begin() as conn:
+            for n in range(2):
+                conn.execute(
+                    _CALLS_0001.insert().values(
+                        id=n + 1,
+                        uniqueid=f"1714552215.{n}",
+                        linkedid=f"1714552215.{n}",
+                        caller_number="13800138000",
+                        dialed_number="12333",
+                        channel="PJSIP/运营商-1",
+                        arrived_at=T0,
+                        digits="1",
+                    )
+                )
+                conn.execute(_EVENTS_0001.insert().values(call_id=n + 1, at=T0, kind="arrived", detail={"名": "张三"}))
+    finally:
+        engine.dispose()
+
+
+def test_upgrade_0001_to_0002_keeps_existing_calls(db_url: str) -> None:
+    assert upgrade(db_url, "0001") == "0001"
+    assert "voicemails" not in _tables(db_url)
+    assert not (IVR_COLUMNS & _columns(db_url, "calls"))
+    _insert_0001_rows(db_url)
+
+    assert upgrade(db_url) == "0002"
+    assert IVR_COLUMNS <= _columns(db_url, "calls")
+    engine = make_engine(db_url)
+    try:
+        store = CallStore(make_sessionmaker(engine))
+        view = store.get("1714552215.1")
+        assert view is not None
+        assert (view.channel, view.arrived_at, view.digits, view.status, view.fallback) == (
+            "PJSIP/运营商-1",
+            T0,
+            "1",
+            "ivr",
+            False,
+        )
+        assert view.events == [(T0, "arrived", {"名": "张三"})]
+        assert (view.flow, view.flow_version, view.survey_score, view.ivr_exit, view.ivr_exit_detail) == (None,) * 5
+        # The old rows take the new writes.
+        assert store.set_flow("1714552215.1", "main", "ab" * 32, T0)
+        assert store.set_survey("1714552215.1", 2, T0)
+        assert VoicemailStore(make_sessionmaker(engine)).add("1714552215.1", "138", "main", "vm", "/r/1.wav", 3.5, T0)
+        assert len(store.recent()) == 2
+    finally:
+        engine.dispose()
+
+
+def test_downgrade_0002_to_0001_and_up_again(db_url: str) -> None:
+    upgrade(db_url)
+    engine = make_engine(db_url)
+    try:
+        store = CallStore(make_sessionmaker(engine))
+        store.call_arrived("1.1", "1.1", "13800138000", "12333", "PJSIP/运营商-1", T0)
+        store.set_flow("1.1", "主菜单", "cd" * 32, T0)
+        store.set_ivr_exit("1.1", "queue", "社保咨询", T0)
+        VoicemailStore(make_sessionmaker(engine)).add("1.1", "138", "main", "vm", "/r/1.wav", 3.5, T0)
+    finally:
+        engine.dispose()
+
+    assert downgrade(db_url, "0001") == "0001"
+    assert current_revision(db_url) == "0001"
+    assert "voicemails" not in _tables(db_url)
+    assert not (IVR_COLUMNS & _columns(db_url, "calls"))
+    engine = make_engine(db_url)
+    try:
+        # The rebuilt table (SQLite) keeps its rows, indexes and the cascade to call_events.
+        indexes = {index["name"]: bool(index["unique"]) for index in inspect(engine).get_indexes("calls")}
+        assert indexes == {"ix_calls_linkedid": False, "ix_calls_uniqueid": True}
+        with engine.begin() as conn:
+            assert conn.execute(text("SELECT uniqueid, channel FROM calls")).all() == [("1.1", "PJSIP/运营商-1")]
+            kinds = conn.execute(text("SELECT kind FROM call_events ORDER BY id")).scalars().all()
+            assert kinds == ["arrived", "flow", "ivr_exit"]
+            if engine.dialect.name == "sqlite":
+                assert conn.exec_driver_sql("PRAGMA foreign_key_check").all() == []
+            conn.execute(text("DELETE FROM calls"))
+            assert conn.execute(text("SELECT count(*) FROM call_events")).scalar() == 0
+    finally:
+        engine.dispose()
+
+    assert upgrade(db_url) == "0002"
+    assert IVR_COLUMNS <= _columns(db_url, "calls")
+    assert APP_TABLES <= _tables(db_url)
+    engine = make_engine(db_url)
+    try:
+        assert VoicemailStore(make_sessionmaker(engine)).list() == []
+    finally:
+        engine.dispose()
 
 
 def test_migrations_match_models(db_url: str) -> None:

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import event, func, select, text
 from sqlalchemy.orm import Session
 
-from cc_core.calls.store import CallStore, CallView
+from cc_core.calls.store import IVR_EXITS, CallStore, CallView
 from cc_core.db.models import Call, CallEvent
 from cc_core.db.session import make_engine, make_sessionmaker, upgrade
 
@@ -299,3 +299,206 @@ def test_concurrent_hangups_record_one_end(store: CallStore) -> None:
     assert view is not None
     assert [kind for _, kind, _ in view.events].count("hangup") == 1
     assert view.ended_at == T0 + timedelta(seconds=view.hangup_cause or 0)
+
+
+# --- IVR: flow, path, survey, exit ----------------------------------------------------------
+
+UID = "1714552215.1"
+SHA = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+
+
+def _kinds(store: CallStore, uniqueid: str = UID) -> list[str]:
+    view = store.get(uniqueid)
+    assert view is not None
+    return [kind for _, kind, _ in view.events]
+
+
+def test_new_call_has_no_ivr_data(store: CallStore) -> None:
+    _arrive(store)
+    view = store.get(UID)
+    assert view is not None
+    assert (view.flow, view.flow_version, view.survey_score, view.ivr_exit, view.ivr_exit_detail) == (None,) * 5
+    assert store.ivr_path(UID) == []
+
+
+def test_ivr_round_trip_with_chinese_text(store: CallStore) -> None:
+    call_id = _arrive(store)
+    t = [T0 + timedelta(seconds=n) for n in range(10)]
+    assert store.set_flow(UID, "社保热线", SHA, t[1])
+    assert store.add_step(UID, t[2], "社保热线", "欢迎", "play")
+    assert store.add_step(UID, t[3], "社保热线", "主菜单", "menu", {"digits": "2", "选项": "办理业务"})
+    assert store.add_step(UID, t[4], "养老金查询", "身份证号", "collect", {"ok": True, "tries": [1, 2]})
+    assert store.set_ivr_exit(UID, "queue", "养老金", t[5])
+    assert store.set_survey(UID, 1, t[8])
+    assert store.call_ended(UID, 16, "Normal Clearing", t[9])
+
+    view = store.get(UID)
+    assert view is not None
+    assert view.id == call_id
+    assert (view.flow, view.flow_version, view.survey_score, view.ivr_exit, view.ivr_exit_detail) == (
+        "社保热线",
+        SHA,
+        1,
+        "queue",
+        "养老金",
+    )
+    assert view.events[1:] == [
+        (t[1], "flow", {"flow": "社保热线", "version": SHA}),
+        (t[2], "ivr", {"flow": "社保热线", "node": "欢迎", "node_kind": "play"}),
+        (t[3], "ivr", {"flow": "社保热线", "node": "主菜单", "node_kind": "menu", "digits": "2", "选项": "办理业务"}),
+        (t[4], "ivr", {"flow": "养老金查询", "node": "身份证号", "node_kind": "collect", "ok": True, "tries": [1, 2]}),
+        (t[5], "ivr_exit", {"exit": "queue", "detail": "养老金"}),
+        (t[8], "survey", {"score": 1}),
+        (t[9], "hangup", {"cause": 16, "cause_text": "Normal Clearing"}),
+    ]
+    assert store.ivr_path(UID) == [
+        (t[2], "社保热线", "欢迎", "play"),
+        (t[3], "社保热线", "主菜单", "menu"),
+        (t[4], "养老金查询", "身份证号", "collect"),
+    ]
+    # recent() carries the same fields.
+    assert store.recent(1)[0] == view
+
+
+def test_ivr_path_is_in_time_order_then_insertion_order(store: CallStore) -> None:
+    _arrive(store)
+    _arrive(store, uniqueid="other.1")
+    store.add_step(UID, T0 + timedelta(seconds=5), "f", "late", "play")
+    store.add_step(UID, T0 + timedelta(seconds=1), "f", "early", "menu")
+    store.add_step("other.1", T0 + timedelta(seconds=2), "f", "other call", "menu")
+    for n in range(3):  # same timestamp: the order they were written in
+        store.add_step(UID, T0 + timedelta(seconds=3), "f", f"same-{n}", "menu")
+    store.add_step(UID, T0 + timedelta(seconds=3), "f", "retry", "menu")
+    store.add_digits(UID, "1", T0 + timedelta(seconds=4))  # not an IVR step
+    assert [node for _, _, node, _ in store.ivr_path(UID)] == ["early", "same-0", "same-1", "same-2", "retry", "late"]
+    assert [node for _, _, node, _ in store.ivr_path("other.1")] == ["other call"]
+
+
+def test_step_keys_win_over_detail(store: CallStore) -> None:
+    _arrive(store)
+    store.add_step(UID, T0, "real", "node", "menu", {"flow": "fake", "node": "x", "node_kind": "y", "k": "v"})
+    assert store.ivr_path(UID) == [(T0, "real", "node", "menu")]
+    view = store.get(UID)
+    assert view is not None
+    assert view.events[-1][2] == {"flow": "real", "node": "node", "node_kind": "menu", "k": "v"}
+
+
+def test_nul_and_long_ivr_values(store: CallStore) -> None:
+    _arrive(store)
+    long_name = "很长的流程名" * 20
+    store.set_flow(UID, long_name + "\x00", "x" * 100, T0)
+    store.add_step(
+        UID, T0, long_name, "节点\x00" * 30, "menu\x00", {"input": "12\x003", "nested": {"a\x00": ["b\x00"]}}
+    )
+    store.set_ivr_exit(UID, "transfer", "0" * 100, T0)
+    view = store.get(UID)
+    assert view is not None
+    assert view.flow == long_name[:64]
+    assert view.flow_version == "x" * 64
+    assert view.ivr_exit_detail == "0" * 64
+    [(_, flow, node, kind)] = store.ivr_path(UID)
+    assert (flow, node, kind) == (long_name[:64], ("节点" * 30)[:64], "menu")
+    assert view.events[2][2]["input"] == "123"
+    assert view.events[2][2]["nested"] == {"a": ["b"]}
+
+
+def test_set_flow_keeps_the_first_flow(store: CallStore) -> None:
+    _arrive(store)
+    assert store.set_flow(UID, "main", SHA, T0) is True
+    assert store.set_flow(UID, "main", SHA, T0) is True
+    assert store.set_flow(UID, "after-hours", "0" * 64, T0 + timedelta(seconds=1)) is True
+    view = store.get(UID)
+    assert view is not None
+    assert (view.flow, view.flow_version) == ("main", SHA)
+    assert _kinds(store) == ["arrived", "flow"]
+
+
+def test_set_survey_validates_and_keeps_the_first_score(store: CallStore) -> None:
+    _arrive(store)
+    for bad in (0, 6, -1, True, 2.0, "3", None):
+        with pytest.raises(ValueError, match="1 to 5"):
+            store.set_survey(UID, bad, T0)  # type: ignore[arg-type]
+    assert _kinds(store) == ["arrived"]
+    assert store.set_survey(UID, 5, T0) is True
+    assert store.set_survey(UID, 3, T0 + timedelta(seconds=1)) is True
+    view = store.get(UID)
+    assert view is not None and view.survey_score == 5
+    assert _kinds(store) == ["arrived", "survey"]
+
+
+@pytest.mark.parametrize("score", [1, 2, 3, 4, 5])
+def test_every_survey_level(store: CallStore, score: int) -> None:
+    _arrive(store)
+    assert store.set_survey(UID, score, T0)
+    view = store.get(UID)
+    assert view is not None and view.survey_score == score
+
+
+def test_set_ivr_exit_validates_and_keeps_the_first_exit(store: CallStore) -> None:
+    _arrive(store)
+    for bad in ("", "Queue", "voicemail", "queue "):
+        with pytest.raises(ValueError, match="IVR exit"):
+            store.set_ivr_exit(UID, bad, "", T0)
+    assert store.set_ivr_exit(UID, "queue", "complaints", T0) is True
+    # The hangup handler reports "abandoned" for calls still in the IVR: too late for this one.
+    assert store.set_ivr_exit(UID, "abandoned", "", T0 + timedelta(seconds=1)) is True
+    view = store.get(UID)
+    assert view is not None
+    assert (view.ivr_exit, view.ivr_exit_detail) == ("queue", "complaints")
+    assert _kinds(store) == ["arrived", "ivr_exit"]
+
+
+@pytest.mark.parametrize("exit_", IVR_EXITS)
+def test_every_ivr_exit(store: CallStore, exit_: str) -> None:
+    _arrive(store)
+    assert store.set_ivr_exit(UID, exit_, "", T0)
+    view = store.get(UID)
+    assert view is not None and (view.ivr_exit, view.ivr_exit_detail) == (exit_, "")
+
+
+def test_ivr_writes_to_unknown_call_change_nothing(store: CallStore) -> None:
+    assert store.set_flow("nope.1", "main", SHA, T0) is False
+    assert store.add_step("nope.1", T0, "main", "menu", "menu") is False
+    assert store.set_survey("nope.1", 3, T0) is False
+    assert store.set_ivr_exit("nope.1", "hangup", "", T0) is False
+    assert store.ivr_path("nope.1") == []
+    assert _count(store, Call) == 0
+    assert _count(store, CallEvent) == 0
+
+
+def test_ivr_writes_refuse_naive_datetimes(store: CallStore) -> None:
+    _arrive(store)
+    naive = datetime(2024, 5, 1, 8, 30)
+    with pytest.raises(ValueError, match="naive"):
+        store.set_flow(UID, "main", SHA, naive)
+    with pytest.raises(ValueError, match="naive"):
+        store.add_step(UID, naive, "main", "menu", "menu")
+    with pytest.raises(ValueError, match="naive"):
+        store.set_survey(UID, 1, naive)
+    with pytest.raises(ValueError, match="naive"):
+        store.set_ivr_exit(UID, "queue", "q", naive)
+    assert _kinds(store) == ["arrived"]
+
+
+def test_ivr_path_times_are_aware_utc(store: CallStore) -> None:
+    _arrive(store)
+    local = datetime(2024, 5, 1, 16, 30, tzinfo=BEIJING)
+    store.add_step(UID, local, "main", "menu", "menu")
+    [(at, _, _, _)] = store.ivr_path(UID)
+    assert at == local and at.utcoffset() == timedelta(0) and at.hour == 8
+
+
+def test_concurrent_ivr_exits_record_one(store: CallStore) -> None:
+    _arrive(store)
+    barrier = threading.Barrier(len(IVR_EXITS), timeout=10)
+
+    def leave(exit_: str) -> bool:
+        barrier.wait()
+        return store.set_ivr_exit(UID, exit_, exit_, T0)
+
+    with ThreadPoolExecutor(len(IVR_EXITS)) as pool:
+        assert list(pool.map(leave, IVR_EXITS)) == [True] * len(IVR_EXITS)
+    view = store.get(UID)
+    assert view is not None
+    assert _kinds(store).count("ivr_exit") == 1
+    assert view.ivr_exit == view.ivr_exit_detail == view.events[-1][2]["exit"]

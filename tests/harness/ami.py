@@ -56,6 +56,12 @@ class AmiPeer:
 
     def wait_for(self, predicate: Predicate, timeout: float = 20.0, since: int = 0, what: str = "") -> Event:
         """Block until an event matching ``predicate`` has arrived (after ``since``)."""
+        return self.wait_for_at(predicate, timeout, since, what)[1]
+
+    def wait_for_at(
+        self, predicate: Predicate, timeout: float = 20.0, since: int = 0, what: str = ""
+    ) -> tuple[int, Event]:
+        """Like :meth:`wait_for`, also returning the mark just after the matching event."""
         deadline = time.monotonic() + timeout
         with self._cond:
             index = since
@@ -64,7 +70,7 @@ class AmiPeer:
                     event = self._events[index]
                     index += 1
                     if predicate(event):
-                        return event
+                        return index, event
                 left = deadline - time.monotonic()
                 if left <= 0:
                     recent = [e.get("Event") for e in self._events[-15:]]

@@ -30,9 +30,15 @@ def switch_root() -> Path:
     return Path(value) if value else REPO / "var" / "switch" / "root"
 
 
-def write_settings(home: Path, instance: str, world_sip_port: int, database_url: str) -> Path:
-    """A hotline.toml for a test instance with free ports and three agents."""
+def write_settings(
+    home: Path, instance: str, world_sip_port: int, database_url: str, flows_dir: Path | None = None
+) -> Path:
+    """A hotline.toml for a test instance with free ports and four agents.
+
+    ``flows_dir``: the IVR flows to serve (default: the shipped ones, as they are).
+    """
     home.mkdir(parents=True, exist_ok=True)
+    flows = flows_dir or REPO / "ivr_flows"
     agents = "\n".join(f'[[agents]]\nid = "{a}"\nname = "测试坐席{a}"\n' for a in AGENTS)
     text = f"""
 [switch]
@@ -54,6 +60,11 @@ ami_ping_interval = 2.0
 
 [database]
 url = "{database_url}"
+
+[ivr]
+flows_dir = "{flows}"
+watch_interval = 0.5
+demo_api_port = 0
 
 [log]
 level = "DEBUG"

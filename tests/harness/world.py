@@ -136,6 +136,15 @@ class WorldCall:
                 }
             )
 
+    def speak(self, sound: str = "hello-world&hello-world&hello-world") -> None:
+        """Make the caller talk: play Asterisk sounds into the call, then stay on the line.
+        The world raises ``UserEvent CallerPlayed`` when done."""
+        assert self.world.ami is not None
+        self.world.ami.action({"Action": "Setvar", "Channel": self.channel, "Variable": "CALLER_PLAY", "Value": sound})
+        self.world.ami.action(
+            {"Action": "Redirect", "Channel": self.channel, "Context": "caller-play", "Exten": "s", "Priority": "1"}
+        )
+
     def hang_up(self) -> None:
         assert self.world.ami is not None
         self.world.ami.action({"Action": "Hangup", "Channel": self.channel})

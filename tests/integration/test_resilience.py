@@ -19,10 +19,10 @@ from cc_core.calls.lifecycle import UNSEEN_END
 from cc_core.cli import fetch_health
 from cc_core.switch.ami import AmiLink
 from tests.harness.ami import AmiPeer, match
+from tests.harness.calls import answer_menu, call_store, hotline_channel, wait_node, wait_record
 from tests.harness.hotline import Hotline
 from tests.harness.loop import LoopThread
 from tests.harness.world import World
-from tests.integration.test_first_path import call_store, hotline_channel, wait_record
 
 pytestmark = pytest.mark.switch
 
@@ -53,8 +53,9 @@ def test_switch_restart_under_running_controller(controller: Hotline, world: Wor
     since = cc_ami.mark()
     call = world.call_hotline(caller="13600000001")
     uid = hotline_channel(cc_ami, since)["Uniqueid"]
-    call.press("7#")
-    assert wait_record(store, uid, "digits").digits == "7"
+    answer_menu(cc_ami, call, uid, "1", since)
+    wait_node(store, uid, "consult_menu")
+    call.hang_up()
 
 
 def test_controller_killed_and_started_again(controller: Hotline, world: World, cc_ami: AmiPeer) -> None:
@@ -67,8 +68,9 @@ def test_controller_killed_and_started_again(controller: Hotline, world: World, 
     since = cc_ami.mark()
     call = world.call_hotline(caller="13600000002")
     uid = hotline_channel(cc_ami, since)["Uniqueid"]
-    call.press("3#")
-    assert wait_record(store, uid, "digits").digits == "3"
+    answer_menu(cc_ami, call, uid, "3", since)
+    wait_node(store, uid, "complaints_menu")
+    call.hang_up()
 
 
 def test_caller_in_ivr_when_controller_dies_reaches_safety_net(

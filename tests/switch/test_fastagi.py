@@ -769,3 +769,10 @@ def test_any_answer_gives_a_result_or_an_agi_exception(answer: bytes) -> None:
     assert run(scenario()) == {"accepted": 1, "rejected": 0, "failed": 0, "active": 0}
     assert len(outcome) == 1
     assert isinstance(outcome[0], AgiResult) or outcome[0] in (AgiError, AgiHangup)
+
+
+def test_get_data_result_with_star_and_hash_keys() -> None:
+    """An ID card's final X is keyed as '*': GET DATA answers with it in the result."""
+    result = parse_result("200 result=11010519491231002*")
+    assert result.result == "11010519491231002*"
+    assert parse_result("200 result=*12 (timeout)").result == "*12"

@@ -1,0 +1,213 @@
+"""Carries the IVR runtime's steps out on a real call over FastAGI (T6, T8, T11).
+
+The runtime (:mod:`cc_core.ivr.runtime`) decides; this module only plays, listens, fetches and
+records, and writes the path the caller took to the call record. How the call leaves the IVR
+(queue, transfer, hang-up) is told to the dialplan in channel variables, and the dialplan does
+it: if this process dies meanwhile, the dialplan's safety net still has the caller.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import wave
+from collections.abc import Awaitable, Callable, Generator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+import aiohttp
+
+from cc_core.ivr.flow import Prompt
+from cc_core.ivr.runtime import (
+    DYNAMIC,
+    FINAL,
+    AskDigits,
+    AskKey,
+    End,
+    Fetch,
+    RecordMessage,
+    Say,
+    Step,
+    ToNumber,
+    ToQueue,
+    Visit,
+)
+from cc_core.switch.fastagi import AgiHangup, AgiSession
+
+log = logging.getLogger(__name__)
+
+ALL_KEYS = "0123456789*#"
+# An answer bigger than this from a business system is refused (a misbehaving API must not
+# fill the controller's memory).
+MAX_ANSWER_BYTES = 64 * 1024
+
+
+class PromptFiles(Protocol):
+    """What the driver needs of :class:`cc_core.ivr.prompts.PromptLibrary`."""
+
+    def resolve(self, prompt: Prompt) -> Path: ...
+
+    def text_to_file(self, text: str) -> Path: ...
+
+
+@dataclass(frozen=True)
+class Recording:
+    """A message the caller left."""
+
+    file_inside: str
+    file_host: Path
+    duration_s: float
+
+
+StepRecorder = Callable[[Visit], Awaitable[None]]
+MessageSaver = Callable[[Recording], Awaitable[int | None]]
+
+
+class AgiDriver:
+    """Runs one call's steps on its AGI session."""
+
+    def __init__(
+        self,
+        session: AgiSession,
+        prompts: PromptFiles,
+        http: aiohttp.ClientSession,
+        *,
+        to_inside: Callable[[Path], str],
+        voicemail_dir: Path,
+        record_step: StepRecorder,
+        save_message: MessageSaver,
+        record_key: Callable[[str], Awaitable[None]] | None = None,
+    ) -> None:
+        self.session = session
+        self.prompts = prompts
+        self.http = http
+        self.to_inside = to_inside
+        self.voicemail_dir = voicemail_dir
+        self.record_step = record_step
+        self.save_message = save_message
+        self.record_key = record_key
+
+    async def drive(self, steps: Generator[Step, Any, None]) -> Step:
+        """Run the steps until a final one, carry it out, and return it."""
+        answer: Any = None
+        while True:
+            step = steps.send(answer)
+            if isinstance(step, FINAL):
+                await self._finish(step)
+                steps.close()
+                return step
+            answer = await self._do(step)
+
+    async def _do(self, step: Step) -> Any:
+        match step:
+            case Visit():
+                await self.record_step(step)
+                return None
+            case Say(prompt=prompt):
+                await self.session.stream_file(await self._file(prompt))
+                return None
+            case AskKey():
+                key = await self._ask_key(step)
+                if key and self.record_key is not None:
+                    await self.record_key(key)
+                return key
+            case AskDigits():
+                path = await self._file(step.prompt)
+                digits, _timed_out = await self.session.get_data(path, int(step.timeout * 1000), step.max_digits)
+                return digits
+            case Fetch():
+                return await self._fetch(step)
+            case RecordMessage():
+                return await self._record(step)
+        raise AssertionError(f"unexpected step {step!r}")
+
+    async def _file(self, prompt: Prompt) -> str:
+        """The prompt as a path Asterisk can play (inside the chroot, no extension)."""
+        if prompt.name == DYNAMIC and prompt.text is not None:
+            path = await asyncio.to_thread(self.prompts.text_to_file, prompt.text)
+        else:
+            path = await asyncio.to_thread(self.prompts.resolve, prompt)
+        return self.to_inside(path.with_suffix(""))
+
+    async def _ask_key(self, step: AskKey) -> str:
+        path = await self._file(step.prompt)
+        # Any key interrupts the prompt, so an invalid key is heard as invalid at once.
+        key = await self.session.stream_file(path, ALL_KEYS)
+        if key:
+            return key
+        result = await self.session.command(
+            f"WAIT FOR DIGIT {int(step.timeout * 1000)}", timeout=step.timeout + self.session.command_timeout
+        )
+        if result.code < 0:
+            raise AgiHangup("caller hung up while choosing")
+        return chr(result.code) if result.code > 0 else ""
+
+    async def _fetch(self, step: Fetch) -> dict[str, Any] | None:
+        """Call the business system; any failure (down, slow, bad answer) is None."""
+        timeout = aiohttp.ClientTimeout(total=step.timeout)
+        try:
+            if step.method == "POST":
+                request = self.http.post(step.url, json=dict(step.values), timeout=timeout)
+            else:
+                request = self.http.get(step.url, params=dict(step.values), timeout=timeout)
+            async with request as answer:
+                if answer.status != 200:
+                    log.warning("self-service answered %s", answer.status, extra={"url": step.url})
+                    return None
+                body = await answer.content.read(MAX_ANSWER_BYTES + 1)
+                if len(body) > MAX_ANSWER_BYTES:
+                    log.warning("self-service answer too large", extra={"url": step.url})
+                    return None
+                data = json.loads(body.decode("utf-8"))
+        except (TimeoutError, aiohttp.ClientError, UnicodeDecodeError, ValueError) as exc:
+            log.warning("self-service call failed", extra={"url": step.url, "error": f"{type(exc).__name__}: {exc}"})
+            return None
+        return data if isinstance(data, dict) else None
+
+    async def _record(self, step: RecordMessage) -> int | None:
+        await self.session.stream_file(await self._file(step.prompt))
+        day = datetime.now(UTC).strftime("%Y-%m-%d")
+        folder = self.voicemail_dir / day
+        folder.mkdir(parents=True, exist_ok=True)
+        # Asterisk's uniqueid has a dot, which must not be taken for the file's extension.
+        stem = (self.session.uniqueid or "unknown").replace(".", "_")
+        host = folder / f"{stem}-{datetime.now(UTC).strftime('%H%M%S%f')}"
+        inside = self.to_inside(host)
+        # RECORD FILE: '#' ends it; 5 s of silence ends it; max_seconds caps it; BEEP first.
+        await self.session.command(
+            f'RECORD FILE {inside} wav "#" {step.max_seconds * 1000} BEEP s=5',
+            timeout=step.max_seconds + self.session.command_timeout,
+        )
+        wav = host.parent / f"{host.name}.wav"
+        duration = _wav_seconds(wav)
+        if duration < 0.5:
+            wav.unlink(missing_ok=True)  # nothing said: no empty message in the list
+            return None
+        return await self.save_message(Recording(self.to_inside(wav), wav, duration))
+
+    async def _finish(self, step: Step) -> None:
+        match step:
+            case ToQueue():
+                await self.session.set_variable("HOTLINE_QUEUE", step.queue)
+                await self.session.set_variable("HOTLINE_SKILL", step.skill or "")
+                await self.session.set_variable("HOTLINE_PRIORITY", str(step.priority))
+                await self.session.set_variable("HOTLINE_NEXT", "queue")
+            case ToNumber():
+                await self.session.set_variable("HOTLINE_TRANSFER", step.number)
+                await self.session.set_variable("HOTLINE_NEXT", "transfer")
+            case End(prompt=prompt):
+                if prompt is not None:
+                    await self.session.stream_file(await self._file(prompt))
+                await self.session.set_variable("HOTLINE_NEXT", "hangup")
+
+
+def _wav_seconds(path: Path) -> float:
+    """The duration of a PCM WAV from its header and size (0 if missing or unreadable)."""
+    try:
+        with wave.open(str(path), "rb") as wav:
+            return wav.getnframes() / float(wav.getframerate() or 8000)
+    except (OSError, EOFError, wave.Error):
+        return 0.0

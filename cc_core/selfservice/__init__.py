@@ -1,0 +1,1 @@
+"""Self-service (T8): business systems the IVR queries. Here: a demo API for out-of-the-box use."""

@@ -1,0 +1,45 @@
+"""The IVR flows a test session's contact center serves: the shipped ones, pointed at the
+test's own self-service server, with a calendar the test controls (open round the clock unless
+a test says otherwise, so the day CI runs on never changes what a test hears)."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import date
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+SHIPPED = REPO / "ivr_flows"
+DEMO_API = "http://127.0.0.1:8090"
+
+
+def calendar_text(holidays: list[date] | None = None, emergency: bool = False) -> str:
+    """A calendar open every day 00:00–24:00, with the given holidays and emergency switch."""
+    days = "\n".join(f'  {d}: "00:00-24:00"' for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun"))
+    lines = [
+        "title: 测试日历",
+        "timezone: Asia/Shanghai",
+        f"emergency:\n  active: {'true' if emergency else 'false'}\n  message: 测试",
+        f"hours:\n{days}",
+    ]
+    if holidays:
+        lines.append("holidays:\n" + "\n".join(f"  - {{date: {d.isoformat()}, name: 测试假日}}" for d in holidays))
+    return "\n".join(lines) + "\n"
+
+
+def prepare_flows(dest: Path, selfservice_url: str) -> Path:
+    """Copy the shipped flows to ``dest`` for a test session and return the folder."""
+    if dest.exists():
+        shutil.rmtree(dest)
+    shutil.copytree(SHIPPED, dest)
+    for flow in dest.glob("*.yaml"):
+        flow.write_text(flow.read_text(encoding="utf-8").replace(DEMO_API, selfservice_url), encoding="utf-8")
+    write_calendar(dest)
+    return dest
+
+
+def write_calendar(flows: Path, holidays: list[date] | None = None, emergency: bool = False) -> None:
+    target = flows / "calendars" / "beijing.yaml"
+    tmp = target.with_suffix(".tmp")
+    tmp.write_text(calendar_text(holidays, emergency), encoding="utf-8")
+    tmp.replace(target)

@@ -1,0 +1,1 @@
+"""Tests of the IVR flow model, loader and validator."""

@@ -97,6 +97,7 @@ class Controller:
             fallback_queue=settings.ivr.fallback_queue,
             to_inside=lambda path: "/" + path.relative_to(root).as_posix(),
             voicemail_dir=self.instance.spool / "voicemail",
+            watchdog=settings.controller.agi_watchdog,
         )
         self.agi = FastAgiServer(
             self.entry,

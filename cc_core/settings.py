@@ -61,6 +61,10 @@ class ControllerSettings(_Model):
     web_port: int = Field(default=8080, ge=1, le=65535)
     # How long one AGI command may take before the session is dropped (slow or stuck switch).
     agi_command_timeout: float = Field(default=60.0, gt=0)
+    # The switch-side watchdog (P1): seconds the controller has to start a call's IVR, and the
+    # slack it grants itself beyond each step's own length; past it the dialplan's safety net
+    # takes the caller. Keep it short: a stuck controller costs the caller this much silence.
+    agi_watchdog: float = Field(default=15.0, ge=2, le=300)
     ami_backoff_initial: float = Field(default=0.5, gt=0)
     ami_backoff_max: float = Field(default=10.0, gt=0)
     ami_ping_interval: float = Field(default=5.0, gt=0)

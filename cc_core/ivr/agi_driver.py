@@ -80,6 +80,7 @@ class AgiDriver:
         record_step: StepRecorder,
         save_message: MessageSaver,
         record_key: Callable[[str], Awaitable[None]] | None = None,
+        watchdog: float = 15.0,
     ) -> None:
         self.session = session
         self.prompts = prompts
@@ -89,6 +90,7 @@ class AgiDriver:
         self.record_step = record_step
         self.save_message = save_message
         self.record_key = record_key
+        self.watchdog = watchdog
 
     async def drive(self, steps: Generator[Step, Any, None]) -> Step:
         """Run the steps until a final one, carry it out, and return it."""
@@ -101,13 +103,23 @@ class AgiDriver:
                 return step
             answer = await self._do(step)
 
+    async def _deadline(self, seconds: float) -> None:
+        """Move the switch's watchdog (TIMEOUT(absolute)) past what the next step may take.
+
+        If this process stops answering, the deadline passes and the dialplan's safety net
+        takes the caller (switch_config/extensions.conf, extension T). ``seconds`` is the step's
+        own length (prompt + waiting); the watchdog's slack is added to it."""
+        await self.session.set_variable("TIMEOUT(absolute)", str(max(1, round(seconds + self.watchdog))))
+
     async def _do(self, step: Step) -> Any:
         match step:
             case Visit():
                 await self.record_step(step)
                 return None
             case Say(prompt=prompt):
-                await self.session.stream_file(await self._file(prompt))
+                path, length = await self._file(prompt)
+                await self._deadline(length)
+                await self.session.stream_file(path)
                 return None
             case AskKey():
                 key = await self._ask_key(step)
@@ -115,25 +127,28 @@ class AgiDriver:
                     await self.record_key(key)
                 return key
             case AskDigits():
-                path = await self._file(step.prompt)
+                path, length = await self._file(step.prompt)
+                await self._deadline(length + step.timeout * (step.max_digits + 1))
                 digits, _timed_out = await self.session.get_data(path, int(step.timeout * 1000), step.max_digits)
                 return digits
             case Fetch():
+                await self._deadline(step.timeout)
                 return await self._fetch(step)
             case RecordMessage():
                 return await self._record(step)
         raise AssertionError(f"unexpected step {step!r}")
 
-    async def _file(self, prompt: Prompt) -> str:
-        """The prompt as a path Asterisk can play (inside the chroot, no extension)."""
+    async def _file(self, prompt: Prompt) -> tuple[str, float]:
+        """The prompt as a path Asterisk can play (inside the chroot, no extension), and its length."""
         if prompt.name == DYNAMIC and prompt.text is not None:
             path = await asyncio.to_thread(self.prompts.text_to_file, prompt.text)
         else:
             path = await asyncio.to_thread(self.prompts.resolve, prompt)
-        return self.to_inside(path.with_suffix(""))
+        return self.to_inside(path.with_suffix("")), _wav_seconds(path)
 
     async def _ask_key(self, step: AskKey) -> str:
-        path = await self._file(step.prompt)
+        path, length = await self._file(step.prompt)
+        await self._deadline(length + step.timeout)
         # Any key interrupts the prompt, so an invalid key is heard as invalid at once.
         key = await self.session.stream_file(path, ALL_KEYS)
         if key:
@@ -168,7 +183,9 @@ class AgiDriver:
         return data if isinstance(data, dict) else None
 
     async def _record(self, step: RecordMessage) -> int | None:
-        await self.session.stream_file(await self._file(step.prompt))
+        path, length = await self._file(step.prompt)
+        await self._deadline(length + step.max_seconds)
+        await self.session.stream_file(path)
         day = datetime.now(UTC).strftime("%Y-%m-%d")
         folder = self.voicemail_dir / day
         folder.mkdir(parents=True, exist_ok=True)
@@ -189,6 +206,7 @@ class AgiDriver:
         return await self.save_message(Recording(self.to_inside(wav), wav, duration))
 
     async def _finish(self, step: Step) -> None:
+        await self._deadline(0)
         match step:
             case ToQueue():
                 await self.session.set_variable("HOTLINE_QUEUE", step.queue)
@@ -200,7 +218,9 @@ class AgiDriver:
                 await self.session.set_variable("HOTLINE_NEXT", "transfer")
             case End(prompt=prompt):
                 if prompt is not None:
-                    await self.session.stream_file(await self._file(prompt))
+                    path, length = await self._file(prompt)
+                    await self._deadline(length)
+                    await self.session.stream_file(path)
                 await self.session.set_variable("HOTLINE_NEXT", "hangup")
 
 

@@ -44,6 +44,7 @@ class HotlineEntry:
         to_inside: Callable[[Path], str],
         voicemail_dir: Path,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        watchdog: float = 15.0,
     ) -> None:
         self.store = store
         self.voicemails = voicemails
@@ -56,6 +57,7 @@ class HotlineEntry:
         self.to_inside = to_inside
         self.voicemail_dir = voicemail_dir
         self.clock = clock
+        self.watchdog = watchdog
         self.http: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
@@ -127,6 +129,7 @@ class HotlineEntry:
             record_step=record_step,
             save_message=save_message,
             record_key=record_key,
+            watchdog=self.watchdog,
         )
         try:
             final = await driver.drive(steps)

@@ -141,6 +141,7 @@ def hotline_values(settings: Settings, secrets: Secrets, instance: Instance) -> 
         "ari_password": secrets.ari_password,
         "agi_host": ctl.agi_host,
         "agi_port": ctl.agi_port,
+        "agi_first_deadline": max(1, round(ctl.agi_watchdog)),
         "trunks": "\n".join(trunks),
         "agents": "\n".join(agents),
         "number_routes": number_routes,

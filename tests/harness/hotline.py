@@ -53,6 +53,7 @@ http_port = {free_port()}
 
 [controller]
 agi_port = {free_port()}
+agi_watchdog = 5
 web_port = {free_port()}
 ami_backoff_initial = 0.2
 ami_backoff_max = 1.0

@@ -343,3 +343,38 @@ def test_stopping_the_controller_sends_the_caller_to_the_safety_net(
     )
     world.ami.wait_for(match(Event="UserEvent", UserEvent="PhoneRinging"), since=world_mark, what="an agent rings")
     call.hang_up()
+
+
+def test_stuck_controller_misses_its_deadline_and_the_safety_net_takes_over(
+    controller: Hotline, world: World, cc_ami: AmiPeer
+) -> None:
+    """P1: a controller that is alive but does not answer (here: SIGSTOP) holds no caller: the
+    switch's watchdog (TIMEOUT(absolute), pushed by the controller before each step) expires and
+    the dialplan takes the caller in the IVR — and a new caller — to the fallback queue."""
+    no_agent_answers(world)
+    proc = controller.controller
+    assert proc is not None
+    call, uid, mark = start_call(world, cc_ami, "13800000113")
+    answer_menu(cc_ami, call, uid, "", mark)  # in the main menu
+    proc.send_signal(signal.SIGSTOP)
+    try:
+        cc_ami.wait_for(
+            match(Event="QueueCallerJoin", Queue="hotline-fallback", Uniqueid=uid),
+            since=mark,
+            timeout=60,
+            what="fallback queue for the caller in the menu",
+        )
+        since = cc_ami.mark()
+        second = world.call_hotline(caller="13800000114")
+        joined = cc_ami.wait_for(
+            lambda e: e.get("Event") == "QueueCallerJoin" and e.get("Queue") == "hotline-fallback",
+            since=since,
+            timeout=30,
+            what="fallback queue for a new caller",
+        )
+        assert joined.get("CallerIDNum") == "13800000114"
+        second.hang_up()
+        call.hang_up()
+    finally:
+        proc.send_signal(signal.SIGCONT)
+        controller.stop_controller()

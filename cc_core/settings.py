@@ -111,11 +111,13 @@ class NumberSettings(_Model):
 
 
 class PromptSettings(_Model):
-    """Text of the built-in prompts (Chinese first, rendered by offline TTS)."""
+    """The switch's own prompts (Chinese, rendered by offline TTS); the IVR's are in the flows."""
 
-    greeting: str = "您好，欢迎致电社保服务热线。请输入您要办理的业务编号，以井号键结束。"
-    thanks: str = "感谢您的来电，再见。"
+    # Played by the dialplan's safety net when the controller cannot take the call.
     fallback: str = "系统繁忙，正在为您转接人工服务，请稍候。"
+    # Played every queue_wait_every seconds to callers waiting in a queue (with music between).
+    queue_wait: str = "您的来电正在排队，坐席人员将尽快为您服务，请耐心等候。"
+    queue_wait_every: int = Field(default=30, ge=10, le=600)
     tts_voice: str = "cmn-latn-pinyin"
 
 

@@ -148,10 +148,11 @@ def hotline_values(settings: Settings, secrets: Secrets, instance: Instance) -> 
         "agent_routes": agent_routes,
         "fallback_members": members,
         "outbound_trunk": next((t.name for t in settings.trunks if t.host), ""),
+        "queue_wait_every": settings.prompts.queue_wait_every,
     }
 
 
-PROMPTS = ("greeting", "thanks", "fallback")
+PROMPTS = ("fallback", "queue_wait")
 
 
 def render_prompts(settings: Settings, instance: Instance) -> None:

@@ -27,13 +27,30 @@ def calendar_text(holidays: list[date] | None = None, emergency: bool = False) -
     return "\n".join(lines) + "\n"
 
 
+# A test-only flow on its own number (TRANSFER_NUMBER): a notice, then a transfer out through
+# the carrier trunk to OUTSIDE_NUMBER (a phone of the simulated world).
+TRANSFER_NUMBER = "12334"
+OUTSIDE_NUMBER = "13911112222"
+TRANSFER_FLOW = f"""flow: transfer_test
+title: 转外线测试
+start: notice
+nodes:
+  notice:
+    play: "正在为您转接区信访办公室。"
+    next: out
+  out:
+    transfer: {{number: "{OUTSIDE_NUMBER}"}}
+"""
+
+
 def prepare_flows(dest: Path, selfservice_url: str) -> Path:
-    """Copy the shipped flows to ``dest`` for a test session and return the folder."""
+    """Copy the shipped flows to ``dest`` for a test session (plus the transfer test flow)."""
     if dest.exists():
         shutil.rmtree(dest)
     shutil.copytree(SHIPPED, dest)
     for flow in dest.glob("*.yaml"):
         flow.write_text(flow.read_text(encoding="utf-8").replace(DEMO_API, selfservice_url), encoding="utf-8")
+    (dest / "transfer_test.yaml").write_text(TRANSFER_FLOW, encoding="utf-8")
     write_calendar(dest)
     return dest
 

@@ -75,6 +75,11 @@ format = "json"
 number = "{HOTLINE_NUMBER}"
 name = "社保服务热线"
 
+[[numbers]]
+number = "12334"
+name = "转外线测试"
+flow = "{"transfer_test" if flows_dir else "main"}"
+
 [[trunks]]
 name = "carrier"
 match = ["127.0.0.1"]

@@ -378,3 +378,31 @@ def test_stuck_controller_misses_its_deadline_and_the_safety_net_takes_over(
     finally:
         proc.send_signal(signal.SIGCONT)
         controller.stop_controller()
+
+
+def test_transfer_node_connects_the_caller_to_an_outside_number(
+    controller: Hotline, world: World, cc_ami: AmiPeer
+) -> None:
+    """A transfer node (T6): the flow of another hotline number sends the caller out through
+    the carrier trunk; the outside phone (in the simulated world) rings and answers."""
+    from tests.harness.flows import OUTSIDE_NUMBER, TRANSFER_NUMBER
+
+    assert world.ami is not None
+    world.phone(OUTSIDE_NUMBER).answers_after(1)
+    store = call_store(controller)
+    since = cc_ami.mark()
+    world_mark = world.ami.mark()
+    call = world.call_hotline(number=TRANSFER_NUMBER, caller="13800000115")
+    uid = hotline_channel(cc_ami, since)["Uniqueid"]
+    answered = world.ami.wait_for(
+        match(Event="UserEvent", UserEvent="PhoneAnswered", Phone=OUTSIDE_NUMBER),
+        since=world_mark,
+        timeout=30,
+        what="outside number answers",
+    )
+    assert answered
+    record = wait_record(store, uid, "exit")
+    assert (record.ivr_exit, record.ivr_exit_detail, record.flow) == ("transfer", OUTSIDE_NUMBER, "transfer_test")
+    # The caller and the outside party are bridged by the hotline.
+    cc_ami.wait_for(match(Event="BridgeEnter", Uniqueid=uid), since=since, what="caller bridged")
+    call.hang_up()

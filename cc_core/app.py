@@ -109,6 +109,7 @@ class Controller:
         self._demo: web.AppRunner | None = None
         self._ami_task: asyncio.Task[None] | None = None
         self._watch_task: asyncio.Task[None] | None = None
+        self._background: set[asyncio.Future[None]] = set()
         # Timed jobs (APScheduler): housekeeping now; wrap-up timers, callbacks, archival later.
         self.scheduler = AsyncIOScheduler(timezone="Asia/Shanghai")
         self._started = time.monotonic()
@@ -202,7 +203,13 @@ class Controller:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self.request_stop)
-        loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload_flows()))
+        loop.add_signal_handler(signal.SIGHUP, self._reload_soon)
+
+    def _reload_soon(self) -> None:
+        # Keep a reference: the loop holds tasks only weakly.
+        task = asyncio.ensure_future(self.reload_flows())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def stop(self) -> None:
         """Stop in reverse order; calls in progress keep running in the switch (dialplan)."""

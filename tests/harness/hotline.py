@@ -15,7 +15,7 @@ from cc_core.settings import Settings, load_settings
 from cc_core.switch.config import render_hotline
 from cc_core.switch.instance import Instance
 from cc_core.switch.process import Ports, Switch
-from tests.harness.ports import free_port
+from tests.harness.ports import CC_RTP, free_port
 
 REPO = Path(__file__).resolve().parents[2]
 AGENTS = ("1001", "1002", "1003", "1004")
@@ -46,8 +46,8 @@ root = "{switch_root()}"
 instance = "{instance}"
 sip_bind = "127.0.0.1"
 sip_port = {free_port()}
-rtp_start = 31000
-rtp_end = 32999
+rtp_start = {CC_RTP[0]}
+rtp_end = {CC_RTP[1]}
 ami_port = {free_port()}
 http_port = {free_port()}
 

@@ -19,7 +19,7 @@ from cc_core.switch.instance import Instance
 from cc_core.switch.process import Ports, Switch
 from tests.harness.ami import AmiPeer, match
 from tests.harness.loop import LoopThread
-from tests.harness.ports import free_port
+from tests.harness.ports import WORLD_RTP, free_port
 
 # The world reuses the product's templates; a file of the same name in its own folder wins
 # (pjsip, extensions, queues, ari), so a new product template with placeholders the world
@@ -47,8 +47,8 @@ class World:
             "ami_port": self.ami_port,
             "http_port": self.http_port,
             "sip_port": self.sip_port,
-            "rtp_start": 33000,
-            "rtp_end": 34999,
+            "rtp_start": WORLD_RTP[0],
+            "rtp_end": WORLD_RTP[1],
             "ami_user": "world",
             "ami_secret": self.ami_secret,
             "cc_sip_port": self.cc_sip_port,

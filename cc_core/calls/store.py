@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
@@ -125,6 +125,32 @@ class CallStore:
     def _add_event(self, session: Session, call_id: int, at: datetime, kind: str, detail: Mapping[str, Any]) -> None:
         session.add(CallEvent(call_id=call_id, at=at, kind=kind, detail=dict(detail)))
 
+    def _write_once(
+        self,
+        uniqueid: str,
+        unset: ColumnElement[bool],
+        values: Mapping[str, Any],
+        at: datetime,
+        kind: str,
+        detail: Mapping[str, Any],
+    ) -> bool:
+        """Set ``values`` on the call only while ``unset`` holds, and log the event once.
+
+        One conditional UPDATE, so of two racing writers exactly one wins; a repeat changes
+        nothing. Returns whether the call is known (True also for a repeat)."""
+        with self._sessions() as session, session.begin():
+            call_id = session.scalar(
+                update(Call)
+                .where(Call.uniqueid == uniqueid, unset)
+                .values(**values)
+                .returning(Call.id)
+                .execution_options(synchronize_session=False)
+            )
+            if call_id is None:
+                return self._find_id(session, uniqueid) is not None
+            self._add_event(session, call_id, at, kind, detail)
+            return True
+
     def call_arrived(
         self,
         uniqueid: str,
@@ -202,18 +228,7 @@ class CallStore:
         Idempotent: the flag and its event are written once.
         """
         _aware(at)
-        with self._sessions() as session, session.begin():
-            call_id = session.scalar(
-                update(Call)
-                .where(Call.uniqueid == uniqueid, Call.fallback.is_(False))
-                .values(fallback=True)
-                .returning(Call.id)
-                .execution_options(synchronize_session=False)
-            )
-            if call_id is None:
-                return self._find_id(session, uniqueid) is not None
-            self._add_event(session, call_id, at, "fallback", {})
-            return True
+        return self._write_once(uniqueid, Call.fallback.is_(False), {"fallback": True}, at, "fallback", {})
 
     def call_ended(self, uniqueid: str, cause: int | None, cause_text: str | None, at: datetime) -> bool:
         """Record the hangup. Returns False if the call is unknown (e.g. the controller started
@@ -224,19 +239,14 @@ class CallStore:
         """
         _aware(at)
         text = None if cause_text is None else _text(cause_text, _CAUSE_TEXT_LEN)
-        with self._sessions() as session, session.begin():
-            # One conditional UPDATE: of two racing hangups exactly one matches.
-            call_id = session.scalar(
-                update(Call)
-                .where(Call.uniqueid == uniqueid, Call.ended_at.is_(None))
-                .values(ended_at=at, hangup_cause=cause, hangup_cause_text=text, status="ended")
-                .returning(Call.id)
-                .execution_options(synchronize_session=False)
-            )
-            if call_id is None:
-                return self._find_id(session, uniqueid) is not None
-            self._add_event(session, call_id, at, "hangup", {"cause": cause, "cause_text": text})
-            return True
+        return self._write_once(
+            uniqueid,
+            Call.ended_at.is_(None),
+            {"ended_at": at, "hangup_cause": cause, "hangup_cause_text": text, "status": "ended"},
+            at,
+            "hangup",
+            {"cause": cause, "cause_text": text},
+        )
 
     def set_flow(self, uniqueid: str, flow: str, version: str, at: datetime) -> bool:
         """Record the IVR flow the call started in and its version (the flow file's sha256).
@@ -248,18 +258,14 @@ class CallStore:
         _aware(at)
         flow = _text(flow, _FLOW_LEN)
         version = _text(version, _FLOW_LEN)
-        with self._sessions() as session, session.begin():
-            call_id = session.scalar(
-                update(Call)
-                .where(Call.uniqueid == uniqueid, Call.flow.is_(None))
-                .values(flow=flow, flow_version=version)
-                .returning(Call.id)
-                .execution_options(synchronize_session=False)
-            )
-            if call_id is None:
-                return self._find_id(session, uniqueid) is not None
-            self._add_event(session, call_id, at, "flow", {"flow": flow, "version": version})
-            return True
+        return self._write_once(
+            uniqueid,
+            Call.flow.is_(None),
+            {"flow": flow, "flow_version": version},
+            at,
+            "flow",
+            {"flow": flow, "version": version},
+        )
 
     def add_step(
         self,
@@ -295,18 +301,9 @@ class CallStore:
         if isinstance(score, bool) or not isinstance(score, int) or score not in SURVEY_SCORES:
             raise ValueError(f"survey score must be an integer from 1 to 5, got {score!r}")
         _aware(at)
-        with self._sessions() as session, session.begin():
-            call_id = session.scalar(
-                update(Call)
-                .where(Call.uniqueid == uniqueid, Call.survey_score.is_(None))
-                .values(survey_score=score)
-                .returning(Call.id)
-                .execution_options(synchronize_session=False)
-            )
-            if call_id is None:
-                return self._find_id(session, uniqueid) is not None
-            self._add_event(session, call_id, at, "survey", {"score": score})
-            return True
+        return self._write_once(
+            uniqueid, Call.survey_score.is_(None), {"survey_score": score}, at, "survey", {"score": score}
+        )
 
     def set_ivr_exit(self, uniqueid: str, exit: str, detail: str, at: datetime) -> bool:
         """Record how the call left the IVR (one of :data:`IVR_EXITS`) and e.g. the queue or number.
@@ -319,18 +316,14 @@ class CallStore:
             raise ValueError(f"IVR exit must be one of {', '.join(IVR_EXITS)}; got {exit!r}")
         _aware(at)
         detail = _text(detail, _EXIT_DETAIL_LEN)
-        with self._sessions() as session, session.begin():
-            call_id = session.scalar(
-                update(Call)
-                .where(Call.uniqueid == uniqueid, Call.ivr_exit.is_(None))
-                .values(ivr_exit=exit, ivr_exit_detail=detail)
-                .returning(Call.id)
-                .execution_options(synchronize_session=False)
-            )
-            if call_id is None:
-                return self._find_id(session, uniqueid) is not None
-            self._add_event(session, call_id, at, "ivr_exit", {"exit": exit, "detail": detail})
-            return True
+        return self._write_once(
+            uniqueid,
+            Call.ivr_exit.is_(None),
+            {"ivr_exit": exit, "ivr_exit_detail": detail},
+            at,
+            "ivr_exit",
+            {"exit": exit, "detail": detail},
+        )
 
     def ivr_path(self, uniqueid: str) -> list[tuple[datetime, str, str, str]]:
         """The call's IVR steps in order as (at, flow, node, node_kind); empty for an unknown call."""

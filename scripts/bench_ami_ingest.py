@@ -35,8 +35,6 @@ import argparse
 import asyncio
 import gc
 import json
-import os
-import platform
 import random
 import statistics
 import sys
@@ -44,10 +42,10 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from importlib import metadata
 from typing import Any
 
+from benchmachine import machine, pin
 from panoramisk import Manager
 from panoramisk.ami_protocol import AMIProtocol
 
@@ -732,36 +730,6 @@ def validate(chunks: list[bytes], expected: Expected, last_controller: Run) -> t
 # ---- machine and report ------------------------------------------------------------------
 
 
-def machine(pinned: int | None) -> dict[str, Any]:
-    model = ""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    model = line.partition(":")[2].strip()
-                    break
-    except OSError:
-        model = platform.processor()
-    return {
-        "cpu": model or "unknown",
-        "cores": os.cpu_count(),
-        "pinned_cpu": pinned,
-        "python": f"{platform.python_implementation()} {platform.python_version()}",
-        "platform": platform.platform(),
-        "panoramisk": metadata.version("panoramisk"),
-        "date_utc": datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
-    }
-
-
-def pin(cpu: int | None, enabled: bool) -> int | None:
-    if not enabled or not hasattr(os, "sched_setaffinity"):
-        return None
-    allowed = sorted(os.sched_getaffinity(0))
-    target = allowed[-1] if cpu is None else cpu
-    os.sched_setaffinity(0, {target})
-    return target
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.partition("\n")[0])
     parser.add_argument("--events", type=int, default=40_000, help="events to generate (default 40000)")
@@ -854,7 +822,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     mix = Counter({name: c for name, c in expected.counts.items()})
     report = {
-        "machine": machine(pinned),
+        "machine": machine(pinned, panoramisk=metadata.version("panoramisk")),
         "command": " ".join(["scripts/bench_ami_ingest.py", *(argv if argv is not None else sys.argv[1:])]),
         "stream": {
             "source": source,

@@ -12,7 +12,7 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
@@ -76,11 +76,42 @@ class DatabaseSettings(_Model):
     url: str = "sqlite:///var/hotline.db"
 
 
+class QueueSettings(_Model):
+    """A queue of the controller's router (T4, T9); see cc_core/acd/model.py:QueueConfig."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_-]{0,30}$")
+    title: str = ""
+    strategy: Literal["longest_idle", "least_occupied", "round_robin", "skills"] = "longest_idle"
+    ring_timeout: int = Field(default=20, ge=5, le=120)
+    # Wrap-up (话后处理) after each call, seconds; the agent gets no contact meanwhile (T4).
+    wrapup: int = Field(default=30, ge=0, le=600)
+    max_missed_before_pause: int = Field(default=2, ge=1, le=10)
+    # How long a caller may wait before being offered voicemail or a callback.
+    max_wait: int = Field(default=600, ge=30, le=3600)
+    returning_window_hours: float = Field(default=168, ge=0, le=24 * 90)
+    returning_wait: int = Field(default=30, ge=0, le=300)
+    requested_wait: int = Field(default=60, ge=0, le=600)
+    # Caller tags (from a VIP list, the elderly…) and the priority each adds.
+    priority_tags: dict[str, int] = Field(default_factory=lambda: {"vip": 10, "elderly": 5})
+
+
+DEFAULT_QUEUES = [
+    QueueSettings(name="general", title="综合咨询"),
+    QueueSettings(name="complaints", title="投诉建议", strategy="skills"),
+]
+
+
 class AgentSettings(_Model):
-    """An agent's SIP identity. The password is generated into the secrets file."""
+    """An agent: SIP identity (the password is generated into the secrets file), skills, queues."""
 
     id: str = Field(pattern=r"^[0-9]{3,6}$")
     name: str = Field(min_length=1, max_length=64)
+    # Skill → level 1 (basics) to 5 (expert), e.g. {consult = 3, complaint = 5}.
+    skills: dict[str, Annotated[int, Field(ge=1, le=5)]] = Field(default_factory=dict)
+    team: str = ""
+    tags: list[str] = Field(default_factory=list)
+    # The queues the agent serves; empty means all of them.
+    queues: list[str] = Field(default_factory=list)
 
 
 class TrunkSettings(_Model):
@@ -150,15 +181,29 @@ class Settings(_Model):
     prompts: PromptSettings = PromptSettings()
     ivr: IvrSettings = IvrSettings()
     log: LogSettings = LogSettings()
+    queues: list[QueueSettings] = DEFAULT_QUEUES
     agents: list[AgentSettings] = []
     trunks: list[TrunkSettings] = [TrunkSettings(name="carrier", match=["127.0.0.1"])]
     numbers: list[NumberSettings] = [NumberSettings(number="12333", name="社保服务热线")]
 
     # Field validators (not one model validator) so that an error names its key: agents, numbers.
+    @field_validator("queues")
+    @classmethod
+    def _unique_queues(cls, value: list[QueueSettings]) -> list[QueueSettings]:
+        _no_duplicates("queue name", [q.name for q in value])
+        return value
+
     @field_validator("agents")
     @classmethod
-    def _unique_agents(cls, value: list[AgentSettings]) -> list[AgentSettings]:
+    def _unique_agents(cls, value: list[AgentSettings], info: ValidationInfo) -> list[AgentSettings]:
         _no_duplicates("agent id", [a.id for a in value])
+        known = {q.name for q in info.data.get("queues") or []}
+        for agent in value:
+            unknown = sorted(set(agent.queues) - known)
+            if unknown:
+                raise ValueError(
+                    f"agent {agent.id} serves unknown queue(s) {', '.join(unknown)}; add them to [[queues]]"
+                )
         return value
 
     @field_validator("trunks")

@@ -129,3 +129,39 @@ class Voicemail(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     listened_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     listened_by: Mapped[str | None] = mapped_column(String(64))
+
+
+class CurrentAgentState(Base):
+    """Where each agent stands now (one row per agent): read back to restore agents after a restart."""
+
+    __tablename__ = "agent_states"
+
+    agent_id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    # One of cc_core.acd.model.AgentState's values.
+    state: Mapped[str] = mapped_column(String(16))
+    state_since: Mapped[datetime] = mapped_column(UTCDateTime())
+    pause_reason: Mapped[str | None] = mapped_column(String(64))
+    wrapup_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Where the agent logged in: a SIP endpoint id or a mobile number.
+    extension: Mapped[str | None] = mapped_column(String(32))
+    # When the row was last written (the writer's clock, not the change's moment).
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class AgentStateChange(Base):
+    """One change of an agent's state, with its moment: the history per-agent reports are built from."""
+
+    __tablename__ = "agent_state_changes"
+    # A repeated event (the controller recording again after a restart) is one change.
+    __table_args__ = (
+        UniqueConstraint("agent_id", "at", "to_state", name="uq_agent_state_changes_agent_id_at_to_state"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    agent_id: Mapped[str] = mapped_column(String(16), index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    from_state: Mapped[str] = mapped_column(String(16))
+    to_state: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(String(64))
+    # The call the change is about (ringing, on_call, wrap_up), when there is one.
+    call_uniqueid: Mapped[str | None] = mapped_column(String(64))

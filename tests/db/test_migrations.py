@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -13,6 +13,8 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, text
 from sqlalchemy.dialects import postgresql
 
+from cc_core.acd.model import AgentState
+from cc_core.acd.store import AgentRow, AgentStore, StateChange
 from cc_core.calls.store import CallStore
 from cc_core.calls.voicemail import VoicemailStore
 from cc_core.db.models import Base
@@ -28,7 +30,8 @@ from cc_core.db.session import (
 )
 from cc_core.errors import HotlineError
 
-APP_TABLES = {"calls", "call_events", "voicemails"}
+AGENT_TABLES = {"agent_states", "agent_state_changes"}
+APP_TABLES = {"calls", "call_events", "voicemails"} | AGENT_TABLES
 IVR_COLUMNS = {"flow", "flow_version", "survey_score", "ivr_exit", "ivr_exit_detail"}
 T0 = datetime(2024, 5, 1, 8, 30, 15, 123456, tzinfo=UTC)
 
@@ -41,8 +44,8 @@ def _tables(url: str) -> set[str]:
         engine.dispose()
 
 
-def test_head_revision_is_the_ivr_migration() -> None:
-    assert head_revision() == "0002"
+def test_head_revision_is_the_agents_migration() -> None:
+    assert head_revision() == "0003"
 
 
 def test_upgrade_from_empty_to_head(db_url: str) -> None:
@@ -134,7 +137,7 @@ def test_upgrade_0001_to_0002_keeps_existing_calls(db_url: str) -> None:
     assert not (IVR_COLUMNS & _columns(db_url, "calls"))
     _insert_0001_rows(db_url)
 
-    assert upgrade(db_url) == "0002"
+    assert upgrade(db_url, "0002") == "0002"
     assert IVR_COLUMNS <= _columns(db_url, "calls")
     engine = make_engine(db_url)
     try:
@@ -191,12 +194,109 @@ def test_downgrade_0002_to_0001_and_up_again(db_url: str) -> None:
     finally:
         engine.dispose()
 
-    assert upgrade(db_url) == "0002"
+    assert upgrade(db_url, "0002") == "0002"
     assert IVR_COLUMNS <= _columns(db_url, "calls")
-    assert APP_TABLES <= _tables(db_url)
+    assert APP_TABLES - AGENT_TABLES <= _tables(db_url)
+    assert not (AGENT_TABLES & _tables(db_url))
     engine = make_engine(db_url)
     try:
         assert VoicemailStore(make_sessionmaker(engine)).list() == []
+    finally:
+        engine.dispose()
+
+
+def _indexes(url: str, table: str) -> dict[str, bool]:
+    engine = make_engine(url)
+    try:
+        # PostgreSQL also lists the index behind each unique constraint: that one is a constraint.
+        return {
+            index["name"]: bool(index["unique"])
+            for index in inspect(engine).get_indexes(table)
+            if not index.get("duplicates_constraint")
+        }
+    finally:
+        engine.dispose()
+
+
+def _unique_constraints(url: str, table: str) -> dict[str | None, list[str]]:
+    engine = make_engine(url)
+    try:
+        return {c["name"]: c["column_names"] for c in inspect(engine).get_unique_constraints(table)}
+    finally:
+        engine.dispose()
+
+
+def test_upgrade_0002_to_0003_keeps_existing_calls_and_voicemails(db_url: str) -> None:
+    assert upgrade(db_url, "0002") == "0002"
+    assert not (AGENT_TABLES & _tables(db_url))
+    engine = make_engine(db_url)
+    try:
+        store = CallStore(make_sessionmaker(engine))
+        store.call_arrived("1.1", "1.1", "13800138000", "12333", "PJSIP/运营商-1", T0)
+        store.set_flow("1.1", "主菜单", "ab" * 32, T0)
+        VoicemailStore(make_sessionmaker(engine)).add("1.1", "138", "下班后", "留言", "/录音/1.wav", 3.5, T0)
+    finally:
+        engine.dispose()
+
+    assert upgrade(db_url) == "0003"
+    assert APP_TABLES <= _tables(db_url)
+    assert _indexes(db_url, "agent_state_changes") == {
+        "ix_agent_state_changes_agent_id": False,
+        "ix_agent_state_changes_at": False,
+    }
+    assert _unique_constraints(db_url, "agent_state_changes") == {
+        "uq_agent_state_changes_agent_id_at_to_state": ["agent_id", "at", "to_state"]
+    }
+    engine = make_engine(db_url)
+    try:
+        sessions = make_sessionmaker(engine)
+        view = CallStore(sessions).get("1.1")
+        assert view is not None
+        assert (view.channel, view.flow, view.arrived_at) == ("PJSIP/运营商-1", "主菜单", T0)
+        [voicemail] = VoicemailStore(sessions).list()
+        assert (voicemail.call_id, voicemail.flow, voicemail.file) == (view.id, "下班后", "/录音/1.wav")
+        # The new tables take writes at once.
+        agents = AgentStore(sessions, clock=lambda: T0)
+        agents.record("1001", T0, "offline", "available", extension="1001")
+        assert agents.current() == {"1001": AgentRow("1001", AgentState.AVAILABLE, T0, None, None, "1001", T0)}
+    finally:
+        engine.dispose()
+
+
+def test_downgrade_0003_to_0002_and_up_again(db_url: str) -> None:
+    upgrade(db_url)
+    engine = make_engine(db_url)
+    try:
+        sessions = make_sessionmaker(engine)
+        CallStore(sessions).call_arrived("1.1", "1.1", "13800138000", "12333", "PJSIP/运营商-1", T0)
+        agents = AgentStore(sessions)
+        agents.record("1001", T0, "offline", "available", extension="1001")
+        agents.record("1001", T0 + timedelta(minutes=1), "available", "paused", reason="小休", pause_reason="小休")
+    finally:
+        engine.dispose()
+
+    assert downgrade(db_url, "0002") == "0002"
+    assert current_revision(db_url) == "0002"
+    assert not (AGENT_TABLES & _tables(db_url))
+    assert APP_TABLES - AGENT_TABLES <= _tables(db_url)
+    assert IVR_COLUMNS <= _columns(db_url, "calls")
+    engine = make_engine(db_url)
+    try:
+        assert CallStore(make_sessionmaker(engine)).get("1.1") is not None
+    finally:
+        engine.dispose()
+
+    assert upgrade(db_url) == "0003"
+    assert APP_TABLES <= _tables(db_url)
+    engine = make_engine(db_url)
+    try:
+        agents = AgentStore(make_sessionmaker(engine))
+        assert agents.current() == {}
+        assert agents.changes(None, T0 - timedelta(days=1), T0 + timedelta(days=1)) == []
+        agents.record("1001", T0, "offline", "available", reason="登录")
+        assert agents.changes("1001", T0, T0 + timedelta(seconds=1)) == [
+            StateChange("1001", T0, AgentState.OFFLINE, AgentState.AVAILABLE, "登录")
+        ]
     finally:
         engine.dispose()
 

@@ -169,6 +169,12 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
             print(f"controller: {health.get('status')} — AMI {detail}")
             agi = health.get("fastagi", {})
             print(f"fastagi:    {agi.get('listening')} active={agi.get('active')} accepted={agi.get('accepted')}")
+            ivr = health.get("ivr", {})
+            problems = ivr.get("problems", [])
+            flows = ", ".join(sorted(ivr.get("flows", {}))) or "(none)"
+            print(f"ivr:        flows {flows}; {len(problems)} problem(s)")
+            for problem in problems[:10]:
+                print(f"            {problem}")
     ok = pid is not None and health is not None and health.get("status") == "ok"
     return 0 if ok else 1
 

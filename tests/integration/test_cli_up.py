@@ -81,6 +81,7 @@ def test_up_status_call_down(up: tuple[Path, subprocess.Popen[bytes]], tmp_path:
     config, proc = up
     status = _cli(config, "status")
     assert "switch:     running" in status.stdout and "AMI connected" in status.stdout, status.stdout
+    assert "ivr:        flows after_hours, holiday, main; 0 problem(s)" in status.stdout, status.stdout
     switch_pid = _switch_pid(config)
     assert switch_pid is not None and pid_alive(switch_pid)
 

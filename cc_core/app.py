@@ -130,6 +130,7 @@ class Controller:
             "ivr": {
                 "flows": {name: flow.version[:12] for name, flow in self.registry.snapshot().items()},
                 "problems": self.registry.last_report.problems[:20],
+                "warnings": self.registry.last_report.warnings,
                 "reloads": self.registry.reloads,
                 "calendars": sorted(self.registry.calendars),
             },

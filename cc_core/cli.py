@@ -175,6 +175,8 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
             print(f"ivr:        flows {flows}; {len(problems)} problem(s)")
             for problem in problems[:10]:
                 print(f"            {problem}")
+            for warning in ivr.get("warnings", []):
+                print(f"            warning: {warning}")
     ok = pid is not None and health is not None and health.get("status") == "ok"
     return 0 if ok else 1
 

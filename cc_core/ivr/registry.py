@@ -10,10 +10,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import date, datetime
 from pathlib import Path
 from types import MappingProxyType
+from zoneinfo import ZoneInfo
 
 from cc_core.ivr.calendar import Calendar, CalendarError, load_calendars
 from cc_core.ivr.flow import Flow
@@ -31,10 +33,29 @@ class ReloadReport:
     unchanged: list[str] = field(default_factory=list)
     kept: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         return not self.problems
+
+
+def calendar_warnings(calendars: Mapping[str, Calendar], today: date) -> list[str]:
+    """Years whose public holidays an admin has not entered yet: this year's always, and next
+    year's from November (the State Council publishes them then). A calendar without any
+    holidays at all (e.g. one open round the clock) is left alone."""
+    years = [today.year] + ([today.year + 1] if today.month >= 11 else [])
+    out = []
+    for name, calendar in sorted(calendars.items()):
+        if not calendar.holidays:
+            continue
+        missing = [str(y) for y in years if not calendar.has_holidays_for(y)]
+        if missing:
+            out.append(
+                f"calendar {name}: no public holidays entered for {', '.join(missing)}; "
+                "add them (and the make-up workdays) from the State Council's notice"
+            )
+    return out
 
 
 def fingerprint(folder: Path) -> tuple[tuple[str, int, int], ...]:
@@ -53,8 +74,11 @@ def fingerprint(folder: Path) -> tuple[tuple[str, int, int], ...]:
 class FlowRegistry:
     """Holds the last good flows and calendars of ``folder``."""
 
-    def __init__(self, folder: Path, prompts: PromptLibrary | None = None) -> None:
+    def __init__(
+        self, folder: Path, prompts: PromptLibrary | None = None, today: Callable[[], date] | None = None
+    ) -> None:
         self.folder = folder
+        self.today = today or (lambda: datetime.now(ZoneInfo("Asia/Shanghai")).date())
         self.prompts = prompts
         self._flows: Mapping[str, Flow] = MappingProxyType({})
         self.calendars: Mapping[str, Calendar] = MappingProxyType({})
@@ -106,6 +130,7 @@ class FlowRegistry:
             if name in self._flows and name not in good:
                 report.kept.append(name)
         self._flows = MappingProxyType(merged)
+        report.warnings = calendar_warnings(self.calendars, self.today())
         self.last_report = report
         self.reloads += 1
         level = logging.WARNING if report.problems else logging.INFO
@@ -116,6 +141,8 @@ class FlowRegistry:
         )
         for problem in report.problems:
             log.warning("IVR flow problem: %s", problem)
+        for warning in report.warnings:
+            log.warning("IVR calendar: %s", warning)
         return report
 
     def _prepare(self, flow: Flow, report: ReloadReport) -> bool:

@@ -14,12 +14,13 @@ from datetime import UTC, datetime
 
 from cc_core.bus import EventBus
 from cc_core.calls.store import CallStore
-from cc_core.switch.events import ChannelHungUp, SwitchResynced
+from cc_core.switch.events import ChannelHungUp, SwitchResynced, UserEvent
 from cc_core.switch.view import SwitchView
 
 log = logging.getLogger(__name__)
 
 UNSEEN_END = "ended while the controller was disconnected"
+FALLBACK_CONTEXT = "hotline-fallback"
 # Hang-ups of calls not (yet) in the database, kept briefly: a caller can hang up in the
 # milliseconds between the AGI session's start and its arrival row being committed.
 EARLY_HANGUPS_KEPT = 1000
@@ -34,6 +35,7 @@ class CallLifecycle:
         self._early_hangups: OrderedDict[str, tuple[ChannelHungUp, datetime]] = OrderedDict()
         bus.subscribe(ChannelHungUp, self.on_hangup)
         bus.subscribe(SwitchResynced, self.on_resync)
+        bus.subscribe(UserEvent, self.on_user_event)
 
     async def register_arrival(
         self, uniqueid: str, linkedid: str, caller_number: str, dialed_number: str, channel: str, at: datetime
@@ -56,8 +58,18 @@ class CallLifecycle:
             while len(self._early_hangups) > EARLY_HANGUPS_KEPT:
                 self._early_hangups.popitem(last=False)
 
+    async def on_user_event(self, event: UserEvent) -> None:
+        """The dialplan announces a caller it took into its safety net (extensions.conf)."""
+        if event.name == "HotlineFallback" and event.uniqueid:
+            await asyncio.to_thread(self.store.mark_fallback, event.uniqueid, datetime.now(UTC))
+
     async def on_resync(self, event: SwitchResynced) -> None:
         open_calls = await asyncio.to_thread(self.store.open_calls)
+        # Callers the safety net took while the controller was away are still in its queue.
+        for uid in open_calls:
+            channel = self.view.channels.get(uid)
+            if channel is not None and channel.context == FALLBACK_CONTEXT:
+                await asyncio.to_thread(self.store.mark_fallback, uid, datetime.now(UTC))
         gone = [uid for uid in open_calls if uid not in self.view.channels]
         for uid in gone:
             await asyncio.to_thread(self.store.call_ended, uid, None, UNSEEN_END, datetime.now(UTC))

@@ -5,6 +5,8 @@ the calendar's holiday and emergency switch, reload during a call, and the safet
 from __future__ import annotations
 
 import signal
+import subprocess
+import sys
 import time
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
@@ -198,17 +200,9 @@ def test_voicemail_is_recorded_stored_and_listed(controller: Hotline, world: Wor
 
 
 def controller_cli(hotline: Hotline, *args: str) -> str:
-    import subprocess
-    import sys
-
-    result = subprocess.run(
-        [sys.executable, "-m", "cc_core.cli", *args],
-        env=hotline.controller_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
+    """Run a ``hotline`` command against the test's contact center; it must succeed."""
+    result = subprocess_run(hotline, *args)
+    assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout
 
 
@@ -311,10 +305,7 @@ def test_broken_flow_is_refused_and_the_last_good_one_serves(
         reload_flows(controller)
 
 
-def subprocess_run(hotline: Hotline, *args: str) -> object:
-    import subprocess
-    import sys
-
+def subprocess_run(hotline: Hotline, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "cc_core.cli", *args],
         env=hotline.controller_env(),

@@ -19,7 +19,7 @@ from cc_core.calls.lifecycle import UNSEEN_END
 from cc_core.cli import fetch_health
 from cc_core.switch.ami import AmiLink
 from tests.harness.ami import AmiPeer, match
-from tests.harness.calls import answer_menu, call_store, hotline_channel, wait_node, wait_record
+from tests.harness.calls import answer_menu, call_store, hotline_channel, wait_node, wait_record, wait_until
 from tests.harness.hotline import Hotline
 from tests.harness.loop import LoopThread
 from tests.harness.world import World
@@ -97,6 +97,8 @@ def test_caller_in_ivr_when_controller_dies_reaches_safety_net(
     controller.start_controller()
     controller.wait_controller_ok()
     assert store.get(uid).ended_at is None  # type: ignore[union-attr]
+    # The restarted controller found the caller in the safety net's queue and says so.
+    wait_until(lambda: store.get(uid).fallback, what="fallback marked on the record")  # type: ignore[union-attr]
     call.hang_up()
     ended = wait_record(store, uid, "ended")
     assert ended.hangup_cause is not None

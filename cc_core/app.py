@@ -13,6 +13,8 @@ import logging
 import os
 import signal
 import time
+from collections.abc import Generator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,23 +22,32 @@ from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from cc_core import __version__
+from cc_core.acd.config import agents_offline, queue_configs
+from cc_core.acd.model import AgentState
+from cc_core.acd.service import Acd
+from cc_core.acd.store import AgentStore
 from cc_core.bus import EventBus
+from cc_core.calls.callbacks import CallbackStore
 from cc_core.calls.lifecycle import CallLifecycle
+from cc_core.calls.recordings import RecordingStore
 from cc_core.calls.store import CallStore
 from cc_core.calls.voicemail import VoicemailStore
 from cc_core.db.session import make_engine, make_sessionmaker
 from cc_core.errors import HotlineError
+from cc_core.ivr.agi_driver import AgiDriver, Recording
 from cc_core.ivr.entry import HotlineEntry
 from cc_core.ivr.prompts import PromptLibrary
 from cc_core.ivr.registry import FlowRegistry
+from cc_core.ivr.runtime import Step, Visit
 from cc_core.secrets import Secrets
 from cc_core.selfservice.demo_api import make_app as make_demo_api
 from cc_core.settings import Settings
 from cc_core.switch.ami import AmiLink
-from cc_core.switch.fastagi import FastAgiServer
+from cc_core.switch.fastagi import AgiSession, FastAgiServer
 from cc_core.switch.instance import Instance
 from cc_core.switch.process import read_pid
 from cc_core.switch.view import SwitchView
+from cc_core.web.control import make_control_app
 from cc_core.web.health import make_app
 
 log = logging.getLogger(__name__)
@@ -99,8 +110,40 @@ class Controller:
             voicemail_dir=self.instance.spool / "voicemail",
             watchdog=settings.controller.agi_watchdog,
         )
+        self.agent_store = AgentStore(sessions)
+        self.recordings = RecordingStore(sessions)
+        self.callbacks = CallbackStore(
+            sessions, max_attempts=settings.acd.callback_attempts, retry_after_s=settings.acd.callback_retry
+        )
+        tags: dict[str, set[str]] = {}
+        for tag, numbers in settings.caller_tags.items():
+            for number in numbers:
+                tags.setdefault(number, set()).add(tag)
+        self.acd = Acd(
+            ami=self.ami,
+            bus=self.bus,
+            view=self.view,
+            calls=self.store,
+            agent_store=self.agent_store,
+            recordings=self.recordings,
+            callbacks=self.callbacks,
+            queues=queue_configs(settings),
+            agents=agents_offline(settings, datetime.now(UTC)),
+            queue_settings={
+                q.name: {"announce_every": q.announce_every, "max_wait": q.max_wait} for q in settings.queues
+            },
+            extensions={a.id for a in settings.agents},
+            trunk=next((t.name for t in settings.trunks if t.host), ""),
+            steps_driver=self._drive,
+            host_path=lambda inside: self.instance.host_path(inside),
+            tags_of=lambda number: frozenset(tags.get(number, ())),
+            callback_queue=settings.acd.callback_queue,
+            callback_delay_s=settings.acd.callback_delay,
+        )
+        self.acd.on_wrapup_scheduled(self._wrapup_timer)
+        self._control_token = secrets.control_token
         self.agi = FastAgiServer(
-            self.entry,
+            self._agi,
             ctl.agi_host,
             ctl.agi_port,
             command_timeout=ctl.agi_command_timeout,
@@ -135,7 +178,69 @@ class Controller:
                 "calendars": sorted(self.registry.calendars),
             },
             "events_published": self.bus.published,
+            "acd": self._acd_health(),
         }
+
+    def _acd_health(self) -> dict[str, Any]:
+        states: dict[str, int] = {state.value: 0 for state in AgentState}
+        for agent in self.acd.agents.values():
+            states[agent.state.value] += 1
+        return {"agents": states, "waiting": len(self.acd.waiting), "routed": self.acd.routed}
+
+    async def _agi(self, session: AgiSession) -> None:
+        """FastAGI scripts: ``hotline`` (the IVR), ``wait`` (a queue's loop), ``survey`` (after the agent)."""
+        if session.script == "wait":
+            await self.acd.wait(session)
+        elif session.script == "survey":
+            await self.acd.survey(session)
+        else:
+            await self.entry(session)
+
+    async def _drive(self, session: AgiSession, flow: str, steps: Generator[Step, Any, None]) -> Step:
+        """Run IVR steps the ACD makes (announcements, the survey, a message) on a caller."""
+        uid = session.uniqueid
+
+        async def record_step(visit: Visit) -> None:
+            await asyncio.to_thread(
+                self.store.add_step, uid, datetime.now(UTC), visit.flow, visit.node, visit.kind, dict(visit.detail)
+            )
+
+        async def save_message(recording: Recording) -> int | None:
+            return await asyncio.to_thread(
+                self.voicemails.add,
+                uid,
+                session.caller_number,
+                flow,
+                "queue",
+                recording.file_inside,
+                recording.duration_s,
+                datetime.now(UTC),
+            )
+
+        assert self.entry.http is not None
+        root = self.instance.root
+        driver = AgiDriver(
+            session,
+            self.prompts,
+            self.entry.http,
+            to_inside=lambda path: "/" + path.relative_to(root).as_posix(),
+            voicemail_dir=self.instance.spool / "voicemail",
+            record_step=record_step,
+            save_message=save_message,
+            watchdog=self.settings.controller.agi_watchdog,
+        )
+        return await driver.drive(steps)
+
+    def _wrapup_timer(self, agent_id: str, when: datetime) -> None:
+        """End the agent's wrap-up on time (T4); the one-second tick is the backstop."""
+        self.scheduler.add_job(
+            self.acd.tick,
+            "date",
+            run_date=when,
+            id=f"wrapup-{agent_id}",
+            replace_existing=True,
+            misfire_grace_time=None,
+        )
 
     async def start(self) -> None:
         """Bind FastAGI and the web port, and start the AMI link (which retries by itself)."""
@@ -150,7 +255,10 @@ class Controller:
                 f"cannot listen for FastAGI on {ctl.agi_host}:{ctl.agi_port} ({exc.strerror}); "
                 "is another controller running? ('hotline down', or change [controller] agi_port)"
             ) from exc
-        self._runner = web.AppRunner(make_app(self.health), access_log=None)
+        await self.acd.restore()
+        app = make_app(self.health)
+        app.add_subapp("/api/control/", make_control_app(self.acd, self._control_token))
+        self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         try:
             await web.TCPSite(self._runner, ctl.web_host, ctl.web_port).start()
@@ -167,6 +275,10 @@ class Controller:
                 self.registry.watch(self.settings.ivr.watch_interval), name="ivr-watch"
             )
         self.scheduler.add_job(self._prune_answers, "interval", minutes=10, id="prune-answers")
+        self.scheduler.add_job(self.acd.tick, "interval", seconds=1, id="acd-tick", coalesce=True, max_instances=1)
+        self.scheduler.add_job(
+            self.acd.place_callbacks, "interval", seconds=2, id="callbacks", coalesce=True, max_instances=1
+        )
         self.scheduler.start()
         pid_file = controller_pid_file(self.settings)
         pid_file.parent.mkdir(parents=True, exist_ok=True)
@@ -226,6 +338,7 @@ class Controller:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._ami_task
         await self.agi.close()
+        await self.acd.close()
         await self.entry.close()
         for runner in (self._runner, self._demo):
             if runner is not None:

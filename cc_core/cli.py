@@ -326,6 +326,64 @@ def cmd_voicemail(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def control_request(settings: Settings, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Send a command to the running controller's loopback endpoint with the control token."""
+
+    token = load_or_create(settings).control_token
+    ctl = settings.controller
+    url = f"http://{ctl.web_host}:{ctl.web_port}/api/control/{path}"
+    data = None if body is None else json.dumps(body, ensure_ascii=False).encode("utf-8")
+    request = urllib.request.Request(url, data=data, method="GET" if body is None else "POST")
+    request.add_header("Authorization", f"Bearer {token}")
+    request.add_header("Content-Type", "application/json")
+    try:
+        # Plain http to the controller on loopback, built from the settings, never a user's URL.
+        with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310
+            result: dict[str, Any] = json.loads(answer.read())
+            return result
+    except urllib.error.HTTPError as exc:
+        try:
+            message = json.loads(exc.read() or b"{}").get("error") or exc.reason
+        except ValueError:
+            message = exc.reason
+        raise HotlineError(str(message)) from exc
+    except (OSError, ValueError) as exc:
+        raise HotlineError(f"the controller is not reachable at {url} ('hotline up' first): {exc}") from exc
+
+
+def cmd_agent(settings: Settings, args: argparse.Namespace) -> int:
+    if args.action == "list":
+        status = control_request(settings, "acd")
+        if args.json:
+            print(json.dumps(status, ensure_ascii=False, indent=2))
+            return 0
+        for agent_id, agent in status["agents"].items():
+            extra = agent.get("pause_reason") or agent.get("wrapup_until") or ""
+            print(f"{agent_id:<6} {agent['state']:<10} {agent.get('extension') or '-':<14} {extra}")
+        print(f"waiting: {len(status['waiting'])}")
+        return 0
+    if not args.agent:
+        raise HotlineError(f"'hotline agent {args.action}' needs the agent's id")
+    body: dict[str, Any] = {}
+    if args.action == "login" and args.extension:
+        body["extension"] = args.extension
+    if args.action == "pause":
+        body["reason"] = args.reason
+    if args.action == "wrapup-more":
+        body["seconds"] = args.seconds
+    if args.action == "summary":
+        body["text"] = args.text or ""
+        if args.call:
+            body["call"] = args.call
+    answer = control_request(settings, f"agents/{args.agent}/{args.action}", body)
+    agent = answer.get("agent")
+    if agent:
+        print(f"{agent['id']}: {agent['state']}" + (f" ({agent['pause_reason']})" if agent.get("pause_reason") else ""))
+    else:
+        print(f"summary stored on call {answer.get('call')}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hotline", description="Hotline contact center")
     parser.add_argument("--config", type=Path, help="settings file (default: ./hotline.toml or $HOTLINE_CONFIG)")
@@ -360,6 +418,18 @@ def build_parser() -> argparse.ArgumentParser:
     vm.add_argument("--limit", type=int, default=50)
     vm.add_argument("--unheard", action="store_true")
     vm.set_defaults(func=cmd_voicemail)
+    ag = sub.add_parser("agent", help="agents: log in and out, pause, wrap-up, summary (T4)")
+    ag.add_argument(
+        "action", choices=["list", "login", "logout", "pause", "resume", "wrapup-done", "wrapup-more", "summary"]
+    )
+    ag.add_argument("agent", nargs="?", help="the agent's id")
+    ag.add_argument("--extension", help="login: the SIP phone's extension, or m:<mobile number>")
+    ag.add_argument("--reason", default="小休", help="pause: why (default 小休, a short break)")
+    ag.add_argument("--seconds", type=int, default=60, help="wrapup-more: how much longer")
+    ag.add_argument("--text", help="summary: the call's summary")
+    ag.add_argument("--call", help="summary: the call's uniqueid (default: the agent's last call)")
+    ag.add_argument("--json", action="store_true", help="list: as JSON")
+    ag.set_defaults(func=cmd_agent)
     return parser
 
 

@@ -87,3 +87,5 @@ def configure(level: str = "INFO", fmt: str = "json") -> None:
     root.setLevel(level)
     # panoramisk logs every lost connection at ERROR with a traceback; our AMI link reports it.
     logging.getLogger("panoramisk").setLevel(logging.CRITICAL)
+    # APScheduler logs every run of every job at INFO (the ACD ticks each second): only problems.
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)

@@ -30,6 +30,9 @@ class Secrets:
     ami_secret: str = field(default_factory=_token)
     ari_user: str = "hotline"
     ari_password: str = field(default_factory=_token)
+    # The agents' and admins' commands to the controller on loopback ("hotline agent …") carry it
+    # until the web workstation brings personal logins (issue 6).
+    control_token: str = field(default_factory=_token)
     agent_passwords: dict[str, str] = field(default_factory=dict)
 
     def agent_password(self, agent_id: str) -> str:
@@ -69,7 +72,7 @@ def load_or_create(settings: Settings) -> Secrets:
             agents[agent.id] = _token()
             changed = True
     result = Secrets(agent_passwords=agents)
-    for name in ("ami_user", "ami_secret", "ari_user", "ari_password"):
+    for name in ("ami_user", "ami_secret", "ari_user", "ari_password", "control_token"):
         value = data.get(name)
         _check_text(path, name, value)
         if isinstance(value, str) and value:

@@ -91,6 +91,8 @@ class QueueSettings(_Model):
     returning_window_hours: float = Field(default=168, ge=0, le=24 * 90)
     returning_wait: int = Field(default=30, ge=0, le=300)
     requested_wait: int = Field(default=60, ge=0, le=600)
+    # Position and expected wait are announced this often to waiting callers (seconds).
+    announce_every: int = Field(default=60, ge=15, le=600)
     # Caller tags (from a VIP list, the elderly…) and the priority each adds.
     priority_tags: dict[str, int] = Field(default_factory=lambda: {"vip": 10, "elderly": 5})
 
@@ -112,6 +114,9 @@ class AgentSettings(_Model):
     tags: list[str] = Field(default_factory=list)
     # The queues the agent serves; empty means all of them.
     queues: list[str] = Field(default_factory=list)
+    # Chats (WeChat, later) the agent can hold beside a call; their load counts for the
+    # least_occupied strategy. 0: phone only.
+    chat_capacity: int = Field(default=0, ge=0, le=10)
 
 
 class TrunkSettings(_Model):
@@ -170,6 +175,19 @@ class LogSettings(_Model):
     format: str = Field(default="json", pattern=r"^(json|text)$")
 
 
+class AcdSettings(_Model):
+    """The controller's ACD beyond single queues: callbacks (T10)."""
+
+    # Callbacks are placed when an agent is free and nobody waits; a failed attempt is retried
+    # this much later, up to callback_attempts times per number and day.
+    callback_attempts: int = Field(default=3, ge=1, le=10)
+    callback_retry: int = Field(default=600, ge=1, le=86400)
+    # A citizen who just hung up often calls again at once: wait this long before calling back.
+    callback_delay: int = Field(default=120, ge=0, le=86400)
+    # The queue whose settings (ring time, wrap-up) callbacks use.
+    callback_queue: str = "general"
+
+
 class Settings(_Model):
     """The whole configuration. Paths are resolved against ``home``."""
 
@@ -185,6 +203,10 @@ class Settings(_Model):
     agents: list[AgentSettings] = []
     trunks: list[TrunkSettings] = [TrunkSettings(name="carrier", match=["127.0.0.1"])]
     numbers: list[NumberSettings] = [NumberSettings(number="12333", name="社保服务热线")]
+    # Callers' tags by phone number (a VIP list, registered elderly callers…): the queues'
+    # priority_tags lift these callers in line (T9). E.g. [caller_tags] elderly = ["13800138000"].
+    caller_tags: dict[str, list[Annotated[str, Field(pattern=r"^[0-9+]{3,20}$")]]] = {}
+    acd: AcdSettings = AcdSettings()
 
     # Field validators (not one model validator) so that an error names its key: agents, numbers.
     @field_validator("queues")

@@ -39,6 +39,7 @@ def agents_offline(settings: Settings, now: datetime) -> dict[str, Agent]:
             team=a.team,
             tags=frozenset(a.tags),
             queues=frozenset(a.queues) or every_queue,
+            chat_capacity=a.chat_capacity,
         )
         for a in settings.agents
     }

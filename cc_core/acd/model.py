@@ -137,6 +137,8 @@ class Contact:
     ``preferred_agent``: a returning caller's previous agent, filled in by whoever builds the
     contact from the call history (within the queue's ``returning_window_s``); the caller waits
     for them until ``preferred_until`` or, when that is None, ``returning_wait_s`` after arrival.
+    ``declined``: agents who were rung for this contact and did not answer; they are not offered
+    it again (issue 4 item 4: no answer → the next agent).
     """
 
     id: str
@@ -151,6 +153,7 @@ class Contact:
     requested_agent: str | None = None
     preferred_agent: str | None = None
     preferred_until: datetime | None = None
+    declined: frozenset[str] = frozenset()
     # Derived once here for the router, which may sort every waiting contact on every decision:
     # the arrival as a float (sorts several times faster than an aware datetime; exact to the
     # microsecond until 2106) and the key of the contacts that share their eligible agents

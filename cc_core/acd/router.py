@@ -97,6 +97,7 @@ def is_eligible(agent: Agent, contact: Contact) -> bool:
     return (
         agent.state is AVAILABLE
         and agent.device_reachable
+        and agent.id not in contact.declined
         and contact.queue in agent.queues
         and agent.capacity_free(contact.channel)
         and (contact.skill is None or agent.skills.get(contact.skill, 0) >= contact.min_level)
@@ -109,6 +110,7 @@ def could_serve(agent: Agent | None, contact: Contact) -> bool:
     return (
         agent is not None
         and agent.state is not OFFLINE
+        and agent.id not in contact.declined
         and contact.queue in agent.queues
         and (agent.voice_capacity if contact.channel == "voice" else agent.chat_capacity) > 0
         and (contact.skill is None or agent.skills.get(contact.skill, 0) >= contact.min_level)
@@ -162,7 +164,10 @@ def route(state: RouterState, now: datetime) -> RoutingResult:
                 continue  # outside the rotation: a round-robin cursor stays where it is
             if now < until and could_serve(wanted, contact):
                 continue  # held for that agent
-        chosen = pool.take(level, taken, cursor)
+        if contact.declined:
+            chosen = pool.take_except(level, taken, cursor, contact.declined)
+        else:
+            chosen = pool.take(level, taken, cursor)
         if chosen is None:
             continue
         assignments.append((contact.id, chosen.id))
@@ -307,6 +312,25 @@ class _Pool:
                     taken.add(agent.id)
                     return agent
         self.blocked_from = min(self.blocked_from, level)
+        return None
+
+    def take_except(
+        self, level: int, taken: set[str], cursor: dict[str, str], declined: frozenset[str]
+    ) -> Agent | None:
+        """Like :meth:`take`, for a contact some agents declined (rare): the best agent not taken and
+        not among ``declined``. The pool's front and block level are left alone, since an agent this
+        contact skips may still suit the next one."""
+        agents, skill, count = self.agents, self.skill, len(self.agents)
+        start = bisect_right(self.ids, cursor.get(self.queue, "")) if self.round_robin else self.head
+        for step in range(count - (0 if self.round_robin else start)):
+            agent = agents[(start + step) % count] if self.round_robin else agents[start + step]
+            if agent.id in taken or agent.id in declined:
+                continue
+            if skill is None or agent.skills[skill] >= level:
+                taken.add(agent.id)
+                if self.round_robin:
+                    cursor[self.queue] = agent.id
+                return agent
         return None
 
 

@@ -3,20 +3,25 @@
 Methods are synchronous and each is one transaction; the asyncio controller runs them through
 ``asyncio.to_thread``. Asterisk can repeat or reorder what it tells us (AMI and AGI both report
 a call, the controller may restart mid-call), so writes are idempotent where that matters.
+
+Issue 4 adds the ACD's part of the record: the queue a call waited in, the agent who answered,
+the wrap-up summary (T4), the agent a survey score is about (T7), the "returning caller" look-up
+(T9) and the day's acceptance rate (T10, :meth:`CallStore.day_stats`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, func, select, update
+from sqlalchemy import ColumnElement, SQLColumnExpression, case, func, literal, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
-from cc_core.db.models import Call, CallEvent
+from cc_core.db.models import Call, Callback, CallEvent, UTCDateTime
 
 # Column widths (see cc_core.db.models): PostgreSQL refuses longer text, so values from the
 # switch are clipped rather than letting one odd caller ID fail the call's record.
@@ -27,6 +32,13 @@ _CAUSE_TEXT_LEN = 64
 _ID_LEN = 64
 _FLOW_LEN = 64
 _EXIT_DETAIL_LEN = 64
+_QUEUE_LEN = 32
+_AGENT_ID_LEN = 16
+_KIND_LEN = 32
+SUMMARY_LEN = 4000
+
+# The contract counts calls and callbacks per calendar day in Beijing, whatever the server's zone.
+BEIJING = ZoneInfo("Asia/Shanghai")
 
 # How a call can leave the IVR (calls.ivr_exit).
 IVR_EXITS = ("queue", "transfer", "hangup", "fallback", "abandoned")
@@ -57,6 +69,15 @@ class CallView:
     survey_score: int | None = None
     ivr_exit: str | None = None
     ivr_exit_detail: str | None = None
+    queue: str | None = None
+    skill: str | None = None
+    priority: int | None = None
+    queued_at: datetime | None = None
+    connected_at: datetime | None = None
+    agent_id: str | None = None
+    wrapup_ended_at: datetime | None = None
+    summary: str | None = None
+    survey_agent_id: str | None = None
 
     @classmethod
     def from_row(cls, call: Call) -> CallView:
@@ -81,7 +102,30 @@ class CallView:
             survey_score=call.survey_score,
             ivr_exit=call.ivr_exit,
             ivr_exit_detail=call.ivr_exit_detail,
+            queue=call.queue,
+            skill=call.skill,
+            priority=call.priority,
+            queued_at=call.queued_at,
+            connected_at=call.connected_at,
+            agent_id=call.agent_id,
+            wrapup_ended_at=call.wrapup_ended_at,
+            summary=call.summary,
+            survey_agent_id=call.survey_agent_id,
         )
+
+
+@dataclass(frozen=True)
+class DayStats:
+    """The acceptance rate of one Beijing calendar day (T10); see :meth:`CallStore.day_stats`."""
+
+    day: date
+    offered: int
+    answered: int
+    abandoned: int
+    called_back: int
+    answered_rate: float
+    callback_rate: float
+    total_rate: float
 
 
 def _text(value: str, limit: int) -> str:
@@ -110,6 +154,39 @@ def _key(value: str, name: str) -> str:
     if not value or len(value) > _ID_LEN:
         raise ValueError(f"{name} must be 1 to {_ID_LEN} characters, got {value!r}")
     return value
+
+
+def _agent(value: str, name: str = "agent_id") -> str:
+    # A key: refused when too long, never clipped (two agents must not become one).
+    if not value or len(value) > _AGENT_ID_LEN or "\x00" in value:
+        raise ValueError(f"{name} must be 1 to {_AGENT_ID_LEN} characters without NUL, got {value!r}")
+    return value
+
+
+def is_anonymous(number: str) -> bool:
+    """True for a caller ID nobody can call back or recognise: empty, "anonymous", "<unknown>" …
+
+    Any caller ID without a digit counts: Asterisk and carriers spell "withheld" many ways.
+    """
+    return not any(ch.isdigit() for ch in number)
+
+
+def beijing_day(at: datetime) -> date:
+    """The calendar day in Beijing (Asia/Shanghai) of an aware moment: 23:30 UTC is the next day there."""
+    _aware(at)
+    return at.astimezone(BEIJING).date()
+
+
+def beijing_day_bounds(day: date) -> tuple[datetime, datetime]:
+    """The UTC moments a Beijing calendar day starts (inclusive) and ends (exclusive)."""
+    start = datetime.combine(day, time(0), tzinfo=BEIJING)
+    end = datetime.combine(day + timedelta(days=1), time(0), tzinfo=BEIJING)
+    return start.astimezone(UTC), end.astimezone(UTC)
+
+
+def _rate(part: int, whole: int) -> float:
+    # An empty day is no breach of the contract: nothing was offered, nothing was missed.
+    return 1.0 if whole == 0 else min(1.0, part / whole)
 
 
 class CallStore:
@@ -292,17 +369,27 @@ class CallStore:
             self._add_event(session, call_id, at, "ivr", step)
             return True
 
-    def set_survey(self, uniqueid: str, score: int, at: datetime) -> bool:
-        """Record the caller's satisfaction score, 1 (非常满意) to 5 (非常不满意).
+    def set_survey(self, uniqueid: str, score: int, at: datetime, agent_id: str | None = None) -> bool:
+        """Record the caller's satisfaction score, 1 (非常满意) to 5 (非常不满意), about ``agent_id``.
 
-        Raises ValueError for any other score. Returns False if the call is unknown. The first
-        score is kept: a repeat changes nothing and still returns True.
+        ``agent_id`` is the agent the caller rated (T7: the survey runs after the agent hangs up);
+        None when the IVR cannot tell. Raises ValueError for any other score or an empty or
+        over-long ``agent_id``. Returns False if the call is unknown. The first score is kept: a
+        repeat changes nothing (its agent neither) and still returns True.
         """
         if isinstance(score, bool) or not isinstance(score, int) or score not in SURVEY_SCORES:
             raise ValueError(f"survey score must be an integer from 1 to 5, got {score!r}")
         _aware(at)
+        detail: dict[str, Any] = {"score": score}
+        if agent_id is not None:
+            detail["agent"] = _agent(agent_id)
         return self._write_once(
-            uniqueid, Call.survey_score.is_(None), {"survey_score": score}, at, "survey", {"score": score}
+            uniqueid,
+            Call.survey_score.is_(None),
+            {"survey_score": score, "survey_agent_id": agent_id},
+            at,
+            "survey",
+            detail,
         )
 
     def set_ivr_exit(self, uniqueid: str, exit: str, detail: str, at: datetime) -> bool:
@@ -323,6 +410,228 @@ class CallStore:
             at,
             "ivr_exit",
             {"exit": exit, "detail": detail},
+        )
+
+    # --- ACD: queue, agent, wrap-up (issue 4) ----------------------------------------------------
+
+    def _update(
+        self, uniqueid: str, values: Mapping[str, Any], at: datetime, kind: str, detail: Mapping[str, Any]
+    ) -> bool:
+        """Set ``values`` on the call and log the event, in one transaction. False if the call is unknown."""
+        with self._sessions() as session, session.begin():
+            call_id = session.scalar(
+                update(Call)
+                .where(Call.uniqueid == uniqueid)
+                .values(**values)
+                .returning(Call.id)
+                .execution_options(synchronize_session=False)
+            )
+            if call_id is None:
+                return False
+            self._add_event(session, call_id, at, kind, detail)
+            return True
+
+    @staticmethod
+    def _unless_ended(status: str) -> ColumnElement[str]:
+        # A late event (written after the hangup's) must not bring an ended call back to life.
+        return case((Call.ended_at.is_(None), status), else_=Call.status)
+
+    @staticmethod
+    def _first(column: SQLColumnExpression[datetime | None], at: datetime) -> ColumnElement[datetime | None]:
+        # The moment typed as UTCDateTime, so SQLite stores it as UTC like every other write.
+        return func.coalesce(column, literal(at, UTCDateTime()))
+
+    def add_event(self, uniqueid: str, kind: str, detail: Mapping[str, Any], at: datetime) -> bool:
+        """Append one step to the call's timeline: ring, ring_result, transfer, hold, callback_offer ….
+
+        ``kind`` is clipped to 32 characters; ``detail`` must be JSON-serialisable (NUL is removed
+        from its strings). Not idempotent: the same step may happen twice. Returns False if the
+        call is unknown; raises ValueError for an empty ``kind`` or a naive ``at``.
+        """
+        _aware(at)
+        kind = _text(kind, _KIND_LEN)
+        if not kind:
+            raise ValueError("an event needs a kind, got an empty string")
+        cleaned: dict[str, Any] = _clean(dict(detail))
+        with self._sessions() as session, session.begin():
+            call_id = self._find_id(session, uniqueid)
+            if call_id is None:
+                return False
+            self._add_event(session, call_id, at, kind, cleaned)
+            return True
+
+    def queue_entered(self, uniqueid: str, queue: str, skill: str | None, priority: int, at: datetime) -> bool:
+        """The call entered ``queue`` asking for ``skill`` (None: any agent of the queue) at ``priority``.
+
+        Queue, skill and priority are replaced by each entry (a transfer to another queue), but
+        ``queued_at`` keeps the first: waiting time and the day's offered calls
+        (:meth:`day_stats`) count from when the caller first queued. The status becomes "queued"
+        unless the call has ended. Not idempotent: each entry is a step of the timeline.
+        Returns False if the call is unknown; raises ValueError for an empty queue name, a
+        priority that is not an integer or a naive ``at``.
+        """
+        _aware(at)
+        if isinstance(priority, bool) or not isinstance(priority, int):
+            raise ValueError(f"priority must be an integer, got {priority!r}")
+        queue = _text(queue, _QUEUE_LEN)
+        if not queue:
+            raise ValueError("queue must be named, got an empty string")
+        skill = None if skill is None else (_text(skill, _QUEUE_LEN) or None)
+        return self._update(
+            uniqueid,
+            {
+                "queue": queue,
+                "skill": skill,
+                "priority": priority,
+                "queued_at": self._first(Call.queued_at, at),
+                "status": self._unless_ended("queued"),
+            },
+            at,
+            "queued",
+            {"queue": queue, "skill": skill, "priority": priority},
+        )
+
+    def agent_answered(self, uniqueid: str, agent_id: str, at: datetime) -> bool:
+        """``agent_id`` answered the call (also after a transfer to them).
+
+        ``connected_at`` keeps the first answer (the call counts as answered from then on);
+        ``agent_id`` always becomes this agent, the one who has the caller last. The status becomes
+        "connected" unless the call has ended. Returns False if the call is unknown; raises
+        ValueError for an empty or over-long ``agent_id`` or a naive ``at``.
+        """
+        agent = _agent(agent_id)
+        _aware(at)
+        return self._update(
+            uniqueid,
+            {
+                "connected_at": self._first(Call.connected_at, at),
+                "agent_id": agent,
+                "status": self._unless_ended("connected"),
+            },
+            at,
+            "agent_answered",
+            {"agent": agent},
+        )
+
+    def set_wrapup(self, uniqueid: str, agent_id: str, ended_at: datetime, summary: str | None) -> bool:
+        """``agent_id`` ended the wrap-up (T4) at ``ended_at``, with the call summary they wrote.
+
+        The first call records the end (event "wrapup_ended") and the summary, unless None. A later
+        call keeps that end and replaces the summary like :meth:`set_summary` (an agent's later
+        edit, at ``ended_at``); repeating the same summary, or None, changes nothing. The summary is
+        clipped to 4000 characters. Returns False if the call is unknown; raises ValueError for an
+        empty or over-long ``agent_id`` or a naive ``ended_at``.
+        """
+        agent = _agent(agent_id)
+        _aware(ended_at)
+        text = None if summary is None else _text(summary, SUMMARY_LEN)
+        values: dict[str, Any] = {"wrapup_ended_at": ended_at}
+        if text is not None:
+            values["summary"] = text
+        with self._sessions() as session, session.begin():
+            # Conditional UPDATEs: of two racing writers one ends the wrap-up, the other edits.
+            call_id = session.scalar(
+                update(Call)
+                .where(Call.uniqueid == uniqueid, Call.wrapup_ended_at.is_(None))
+                .values(**values)
+                .returning(Call.id)
+                .execution_options(synchronize_session=False)
+            )
+            if call_id is not None:
+                self._add_event(session, call_id, ended_at, "wrapup_ended", {"agent": agent})
+                return True
+            if text is not None and self._edit_summary(session, uniqueid, agent, text, ended_at):
+                return True
+            return self._find_id(session, uniqueid) is not None
+
+    def set_summary(self, uniqueid: str, agent_id: str, summary: str, at: datetime) -> bool:
+        """``agent_id`` wrote or edited the call's summary (T4) at ``at``, during the wrap-up or later.
+
+        Leaves the wrap-up's end alone (see :meth:`set_wrapup`). Logs a "summary" event when the
+        text changes; the same text again changes nothing. Clipped to 4000 characters. Returns
+        False if the call is unknown; raises ValueError for an empty or over-long ``agent_id`` or
+        a naive ``at``.
+        """
+        agent = _agent(agent_id)
+        _aware(at)
+        text = _text(summary, SUMMARY_LEN)
+        with self._sessions() as session, session.begin():
+            if self._edit_summary(session, uniqueid, agent, text, at):
+                return True
+            return self._find_id(session, uniqueid) is not None
+
+    def _edit_summary(self, session: Session, uniqueid: str, agent: str, text: str, at: datetime) -> bool:
+        """Replace the summary if it differs, with a "summary" event; whether it was replaced."""
+        call_id = session.scalar(
+            update(Call)
+            .where(Call.uniqueid == uniqueid, or_(Call.summary.is_(None), Call.summary != text))
+            .values(summary=text)
+            .returning(Call.id)
+            .execution_options(synchronize_session=False)
+        )
+        if call_id is None:
+            return False
+        self._add_event(session, call_id, at, "summary", {"agent": agent})
+        return True
+
+    def last_agent(self, caller_number: str, since: datetime) -> str | None:
+        """The agent who served this number last, on a call answered at or after ``since``; else None.
+
+        For "returning caller" routing (T9, 熟客优先): the agent of the most recent such call
+        (the one who had the caller last on it). An anonymous number (see :func:`is_anonymous`)
+        has no history: strangers must not share one agent. Raises ValueError for a naive ``since``.
+        """
+        _aware(since)
+        number = _text(caller_number, _NUMBER_LEN)
+        if is_anonymous(number):
+            return None
+        with self._sessions() as session:
+            return session.scalar(
+                select(Call.agent_id)
+                .where(Call.caller_number == number, Call.connected_at >= since, Call.agent_id.is_not(None))
+                .order_by(Call.arrived_at.desc(), Call.id.desc())
+                .limit(1)
+            )
+
+    def day_stats(self, day: date) -> DayStats:
+        """The acceptance rate of one Beijing calendar day (T10: 95% answered + 5% called back = 100%).
+
+        - ``offered``: calls that arrived that day (Asia/Shanghai) and entered a queue; calls that
+          ended in the IVR (self-service, voicemail, hung up in the menus) were never offered.
+        - ``answered``: of those, the ones an agent answered; ``abandoned`` = offered - answered
+          (hung up while waiting, or never answered).
+        - ``called_back``: callbacks of that day (one per number and day) that are "done": an
+          agent reached the citizen, or the citizen called in again and was served.
+        - ``answered_rate`` = answered / offered, ``callback_rate`` = called_back / offered,
+          ``total_rate`` = their sum; each between 0.0 and 1.0 (clipped), and 1.0 when nothing was
+          offered, so an empty day is no breach.
+
+        Raises ValueError for a datetime (pass the day itself).
+        """
+        if isinstance(day, datetime) or not isinstance(day, date):
+            raise ValueError(f"day must be a date, got {day!r}")
+        start, end = beijing_day_bounds(day)
+        with self._sessions() as session:
+            offered, answered = session.execute(
+                select(func.count(Call.id), func.count(Call.connected_at)).where(
+                    Call.arrived_at >= start, Call.arrived_at < end, Call.queued_at.is_not(None)
+                )
+            ).one()
+            called_back = (
+                session.scalar(select(func.count(Callback.id)).where(Callback.day == day, Callback.status == "done"))
+                or 0
+            )
+        answered_rate = _rate(answered, offered)
+        callback_rate = _rate(called_back, offered)
+        return DayStats(
+            day=day,
+            offered=offered,
+            answered=answered,
+            abandoned=offered - answered,
+            called_back=called_back,
+            answered_rate=answered_rate,
+            callback_rate=callback_rate,
+            total_rate=min(1.0, answered_rate + callback_rate),
         )
 
     def ivr_path(self, uniqueid: str) -> list[tuple[datetime, str, str, str]]:

@@ -2,10 +2,23 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, MetaData, String, UniqueConstraint, false
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -65,7 +78,8 @@ class Call(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     uniqueid: Mapped[str] = mapped_column(String(64), unique=True, index=True)
     linkedid: Mapped[str] = mapped_column(String(64), index=True)
-    caller_number: Mapped[str] = mapped_column(String(32))
+    # Indexed: a returning caller is routed to the agent who served them before (T9).
+    caller_number: Mapped[str] = mapped_column(String(32), index=True)
     dialed_number: Mapped[str] = mapped_column(String(32))
     channel: Mapped[str] = mapped_column(String(128))
     arrived_at: Mapped[datetime] = mapped_column(UTCDateTime())
@@ -87,6 +101,20 @@ class Call(Base):
     # with e.g. the queue name or the number transferred to.
     ivr_exit: Mapped[str | None] = mapped_column(String(16))
     ivr_exit_detail: Mapped[str | None] = mapped_column(String(64))
+    # The ACD (issue 4). The queue the call waits in now (or last waited in), its skill and
+    # priority; queued_at is when it first entered a queue: a transfer back keeps the first.
+    queue: Mapped[str | None] = mapped_column(String(32))
+    skill: Mapped[str | None] = mapped_column(String(32))
+    priority: Mapped[int | None] = mapped_column(Integer)
+    queued_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
+    # When the first agent answered; agent_id is the agent who has (or had) the caller last.
+    connected_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    agent_id: Mapped[str | None] = mapped_column(String(16), index=True)
+    # Wrap-up (T4): when the agent finished it, and the summary they wrote.
+    wrapup_ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    summary: Mapped[str | None] = mapped_column(Text)
+    # The agent the survey score is about (T7).
+    survey_agent_id: Mapped[str | None] = mapped_column(String(16))
 
     events: Mapped[list[CallEvent]] = relationship(
         back_populates="call",
@@ -165,3 +193,81 @@ class AgentStateChange(Base):
     reason: Mapped[str | None] = mapped_column(String(64))
     # The call the change is about (ringing, on_call, wrap_up), when there is one.
     call_uniqueid: Mapped[str | None] = mapped_column(String(64))
+
+
+class Recording(Base):
+    """One recorded leg of a conversation (T5): a MixMonitor file on the switch.
+
+    Outlives its call row (deleting the call only clears ``call_id``): recordings are kept for
+    years, call rows may be pruned sooner.
+    """
+
+    __tablename__ = "recordings"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    call_id: Mapped[int | None] = mapped_column(ForeignKey("calls.id", ondelete="SET NULL"), index=True)
+    # The caller's call (calls.uniqueid), also when that call is not recorded in calls.
+    uniqueid: Mapped[str] = mapped_column(String(64), index=True)
+    agent_id: Mapped[str | None] = mapped_column(String(16))
+    # "agent", "consult" or "conference".
+    leg: Mapped[str] = mapped_column(String(16))
+    # The path inside the switch chroot, as Asterisk sees it; one row per file.
+    file: Mapped[str] = mapped_column(String(255), unique=True)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    duration_s: Mapped[float | None] = mapped_column(Float)
+    size_bytes: Mapped[int | None] = mapped_column(Integer)
+    # "recording", "done", "empty" (no audio, file deleted) or "missing".
+    status: Mapped[str] = mapped_column(String(16), index=True)
+
+
+class Callback(Base):
+    """A citizen to call back (T10): one row per number and Beijing calendar day."""
+
+    __tablename__ = "callbacks"
+    # However many calls a citizen abandons in a day, they are called back once.
+    __table_args__ = (UniqueConstraint("number", "day", name="uq_callbacks_number_day"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    number: Mapped[str] = mapped_column(String(32))
+    # The calendar day in Asia/Shanghai of the call that caused it.
+    day: Mapped[date] = mapped_column(Date, index=True)
+    # "abandoned", "requested" or "unanswered": why the first call landed here.
+    reason: Mapped[str] = mapped_column(String(16))
+    # "open", "in_progress", "done", "failed" or "cancelled".
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    reached_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The agent who reached the citizen.
+    agent_id: Mapped[str | None] = mapped_column(String(16))
+    # Why it was closed without a call back from us: a cancel's reason, "called in again" ….
+    close_reason: Mapped[str | None] = mapped_column(String(64))
+
+
+class CallbackCall(Base):
+    """Links a callback to every call (by uniqueid) that caused it."""
+
+    __tablename__ = "callback_calls"
+
+    callback_id: Mapped[int] = mapped_column(ForeignKey("callbacks.id", ondelete="CASCADE"), primary_key=True)
+    uniqueid: Mapped[str] = mapped_column(String(64), primary_key=True)
+
+
+class CallbackAttempt(Base):
+    """One try at calling a citizen back: the agent's leg, then the citizen's."""
+
+    __tablename__ = "callback_attempts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    callback_id: Mapped[int] = mapped_column(ForeignKey("callbacks.id", ondelete="CASCADE"), index=True)
+    agent_id: Mapped[str | None] = mapped_column(String(16))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # "agent_no_answer", "citizen_no_answer", "citizen_busy", "reached" or "failed".
+    result: Mapped[str | None] = mapped_column(String(24))
+    agent_uniqueid: Mapped[str | None] = mapped_column(String(64))
+    citizen_uniqueid: Mapped[str | None] = mapped_column(String(64))

@@ -8,9 +8,12 @@ an error, so a typo in a template fails loudly at render time, not at call time.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import shutil
+import struct
+import wave
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -22,7 +25,7 @@ from cc_core.switch.instance import Instance
 
 _PLACEHOLDER = re.compile(r"\{\{\s*([a-z_][a-z0-9_]*)\s*\}\}")
 TEMPLATE_DIR = Path(__file__).resolve().parents[2] / "switch_config"
-INSTANCE_DIRS = ("etc", "lib", "spool", "log", "run", "cache", "sounds", "spool/monitor")
+INSTANCE_DIRS = ("etc", "lib", "spool", "log", "run", "cache", "sounds", "moh", "spool/monitor")
 
 
 def render(text: str, values: Mapping[str, object], source: str = "template") -> str:
@@ -167,6 +170,38 @@ def render_prompts(settings: Settings, instance: Instance) -> None:
             shutil.copyfile(source, target)
 
 
+# A calm arpeggio (C major, A minor, F major, G major), each note with a soft attack and decay.
+_HOLD_NOTES = (262, 330, 392, 330, 220, 262, 330, 262, 175, 220, 262, 220, 196, 247, 294, 247)
+
+
+def hold_music(path: Path, seconds_per_note: float = 0.6, rate: int = 8000) -> None:
+    """Write the queue's hold music (a WAV Asterisk plays as is) if it is not there yet.
+
+    Debian's Asterisk ships no music-on-hold files, and a caller who hears silence thinks the line
+    is dead and hangs up; the center can put its own files in the instance's ``moh`` folder.
+    """
+    if path.exists():
+        return
+    frames = bytearray()
+    per_note = int(seconds_per_note * rate)
+    for freq in _HOLD_NOTES * 2:
+        for n in range(per_note):
+            envelope = min(1.0, n / 400) * (1 - n / per_note) ** 1.5
+            value = (
+                0.25
+                * envelope
+                * (math.sin(2 * math.pi * freq * n / rate) + 0.3 * math.sin(4 * math.pi * freq * n / rate))
+            )
+            frames += struct.pack("<h", int(value * 32767))
+    tmp = path.with_name(path.name + ".tmp")
+    with wave.open(str(tmp), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(bytes(frames))
+    os.replace(tmp, path)
+
+
 def render_hotline(settings: Settings, secrets: Secrets) -> tuple[Instance, list[Path]]:
     """Render the contact center's instance: config files and prompts."""
     instance = Instance(settings.switch_root, settings.switch.instance)
@@ -176,4 +211,5 @@ def render_hotline(settings: Settings, secrets: Secrets) -> tuple[Instance, list
         )
     changed = render_tree(TEMPLATE_DIR, instance, hotline_values(settings, secrets, instance))
     render_prompts(settings, instance)
+    hold_music(instance.host_dir / "moh" / "hold.wav")
     return instance, changed

@@ -107,6 +107,27 @@ class QueueCallerLeft(SwitchEvent):
 
 
 @dataclass(frozen=True, slots=True)
+class DialStarted(SwitchEvent):
+    """A channel started ringing another (``DialBegin``): e.g. a waiting caller ringing an agent."""
+
+    uniqueid: str
+    dest_uniqueid: str
+    dest_channel: str
+    dial_string: str
+
+
+@dataclass(frozen=True, slots=True)
+class DialEnded(SwitchEvent):
+    """A ring ended (``DialEnd``); ``status`` is Dial's: ANSWER, NOANSWER, BUSY, CHANUNAVAIL,
+    CONGESTION, CANCEL (the caller hung up)…"""
+
+    uniqueid: str
+    dest_uniqueid: str
+    dest_channel: str
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
 class UserEvent(SwitchEvent):
     """A ``UserEvent`` raised by the dialplan (e.g. the safety net announcing itself)."""
 
@@ -188,6 +209,24 @@ def _queue_abandon(h: Mapping[str, str]) -> SwitchEvent:
     return QueueCallerLeft(uniqueid=h.get("Uniqueid", ""), queue=h.get("Queue", ""), abandoned=True)
 
 
+def _dial_begin(h: Mapping[str, str]) -> SwitchEvent:
+    return DialStarted(
+        uniqueid=h.get("Uniqueid", ""),
+        dest_uniqueid=h.get("DestUniqueid", ""),
+        dest_channel=h.get("DestChannel", ""),
+        dial_string=h.get("DialString", ""),
+    )
+
+
+def _dial_end(h: Mapping[str, str]) -> SwitchEvent:
+    return DialEnded(
+        uniqueid=h.get("Uniqueid", ""),
+        dest_uniqueid=h.get("DestUniqueid", ""),
+        dest_channel=h.get("DestChannel", ""),
+        status=h.get("DialStatus", ""),
+    )
+
+
 _USER_EVENT_SKIP = frozenset({"Event", "UserEvent", "Privilege", "Uniqueid"})
 
 
@@ -208,6 +247,8 @@ TRANSLATORS: dict[str, Callable[[Mapping[str, str]], SwitchEvent]] = {
     "QueueCallerLeave": _queue_leave,
     "QueueCallerAbandon": _queue_abandon,
     "UserEvent": _user_event,
+    "DialBegin": _dial_begin,
+    "DialEnd": _dial_end,
 }
 
 

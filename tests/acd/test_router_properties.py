@@ -125,6 +125,8 @@ def contacts(draw: st.DrawFn, queue_names: list[str]) -> list[Contact]:
                 requested_agent=requested,
                 preferred_agent=preferred,
                 preferred_until=draw(st.none() | moments(30, 30)) if preferred else None,
+                # Agents who let this caller ring out (issue 4 item 4): never offered it again.
+                declined=frozenset(draw(st.sets(st.sampled_from(AGENT_IDS), max_size=3))),
             )
         )
     return made
@@ -149,6 +151,7 @@ def eligible(agent: Agent, contact: Contact) -> bool:
     return (
         agent.state is AgentState.AVAILABLE
         and agent.device_reachable
+        and agent.id not in contact.declined
         and contact.queue in agent.queues
         and (
             agent.active_voice < agent.voice_capacity
@@ -181,6 +184,7 @@ def hold_of(contact: Contact, state: RouterState) -> Hold | None:
     could = (
         agent is not None
         and agent.state is not AgentState.OFFLINE
+        and agent.id not in contact.declined
         and contact.queue in agent.queues
         and (agent.voice_capacity if contact.channel == "voice" else agent.chat_capacity) > 0
         and (contact.skill is None or agent.skills.get(contact.skill, 0) >= contact.min_level)
@@ -199,7 +203,13 @@ def served_before(a: Contact, b: Contact, state: RouterState) -> bool:
 
 
 def same_needs(a: Contact, b: Contact) -> bool:
-    return (a.queue, a.channel, a.skill, a.min_level) == (b.queue, b.channel, b.skill, b.min_level)
+    return (a.queue, a.channel, a.skill, a.min_level, a.declined) == (
+        b.queue,
+        b.channel,
+        b.skill,
+        b.min_level,
+        b.declined,
+    )
 
 
 # ---- the properties -------------------------------------------------------------------------------

@@ -15,6 +15,8 @@ from sqlalchemy.dialects import postgresql
 
 from cc_core.acd.model import AgentState
 from cc_core.acd.store import AgentRow, AgentStore, StateChange
+from cc_core.calls.callbacks import CallbackStore
+from cc_core.calls.recordings import RecordingStore
 from cc_core.calls.store import CallStore
 from cc_core.calls.voicemail import VoicemailStore
 from cc_core.db.models import Base
@@ -31,8 +33,20 @@ from cc_core.db.session import (
 from cc_core.errors import HotlineError
 
 AGENT_TABLES = {"agent_states", "agent_state_changes"}
-APP_TABLES = {"calls", "call_events", "voicemails"} | AGENT_TABLES
+ACD_TABLES = {"recordings", "callbacks", "callback_calls", "callback_attempts"}
+APP_TABLES = {"calls", "call_events", "voicemails"} | AGENT_TABLES | ACD_TABLES
 IVR_COLUMNS = {"flow", "flow_version", "survey_score", "ivr_exit", "ivr_exit_detail"}
+ACD_COLUMNS = {
+    "queue",
+    "skill",
+    "priority",
+    "queued_at",
+    "connected_at",
+    "agent_id",
+    "wrapup_ended_at",
+    "summary",
+    "survey_agent_id",
+}
 T0 = datetime(2024, 5, 1, 8, 30, 15, 123456, tzinfo=UTC)
 
 
@@ -44,8 +58,8 @@ def _tables(url: str) -> set[str]:
         engine.dispose()
 
 
-def test_head_revision_is_the_agents_migration() -> None:
-    assert head_revision() == "0003"
+def test_head_revision_is_the_acd_migration() -> None:
+    assert head_revision() == "0004"
 
 
 def test_upgrade_from_empty_to_head(db_url: str) -> None:
@@ -139,6 +153,8 @@ def test_upgrade_0001_to_0002_keeps_existing_calls(db_url: str) -> None:
 
     assert upgrade(db_url, "0002") == "0002"
     assert IVR_COLUMNS <= _columns(db_url, "calls")
+    # The stores speak the newest schema: read the old rows back through them at head.
+    assert upgrade(db_url) == head_revision()
     engine = make_engine(db_url)
     try:
         store = CallStore(make_sessionmaker(engine))
@@ -196,8 +212,8 @@ def test_downgrade_0002_to_0001_and_up_again(db_url: str) -> None:
 
     assert upgrade(db_url, "0002") == "0002"
     assert IVR_COLUMNS <= _columns(db_url, "calls")
-    assert APP_TABLES - AGENT_TABLES <= _tables(db_url)
-    assert not (AGENT_TABLES & _tables(db_url))
+    assert APP_TABLES - AGENT_TABLES - ACD_TABLES <= _tables(db_url)
+    assert not ((AGENT_TABLES | ACD_TABLES) & _tables(db_url))
     engine = make_engine(db_url)
     try:
         assert VoicemailStore(make_sessionmaker(engine)).list() == []
@@ -205,7 +221,7 @@ def test_downgrade_0002_to_0001_and_up_again(db_url: str) -> None:
         engine.dispose()
 
 
-def _indexes(url: str, table: str) -> dict[str, bool]:
+def _indexes(url: str, table: str) -> dict[str | None, bool]:
     engine = make_engine(url)
     try:
         # PostgreSQL also lists the index behind each unique constraint: that one is a constraint.
@@ -226,20 +242,71 @@ def _unique_constraints(url: str, table: str) -> dict[str | None, list[str]]:
         engine.dispose()
 
 
-def test_upgrade_0002_to_0003_keeps_existing_calls_and_voicemails(db_url: str) -> None:
-    assert upgrade(db_url, "0002") == "0002"
-    assert not (AGENT_TABLES & _tables(db_url))
-    engine = make_engine(db_url)
+def _insert_0002_rows(url: str) -> None:
+    """A call with its flow and a voicemail, written as revision 0002 knows them."""
+    engine = make_engine(url)
     try:
-        store = CallStore(make_sessionmaker(engine))
-        store.call_arrived("1.1", "1.1", "13800138000", "12333", "PJSIP/运营商-1", T0)
-        store.set_flow("1.1", "主菜单", "ab" * 32, T0)
-        VoicemailStore(make_sessionmaker(engine)).add("1.1", "138", "下班后", "留言", "/录音/1.wav", 3.5, T0)
+        with engine.begin() as conn:
+            conn.execute(
+                _CALLS_0001.insert().values(
+                    id=1,
+                    uniqueid="1.1",
+                    linkedid="1.1",
+                    caller_number="13800138000",
+                    dialed_number="12333",
+                    channel="PJSIP/运营商-1",
+                    arrived_at=T0,
+                    digits="",
+                )
+            )
+            conn.execute(text("UPDATE calls SET flow = :flow WHERE id = 1"), {"flow": "主菜单"})
+            conn.execute(
+                _VOICEMAILS_0002.insert().values(
+                    call_id=1,
+                    uniqueid="1.1",
+                    caller_number="138",
+                    flow="下班后",
+                    node="留言",
+                    file="/录音/1.wav",
+                    duration_s=3.5,
+                    created_at=T0,
+                )
+            )
     finally:
         engine.dispose()
 
-    assert upgrade(db_url) == "0003"
-    assert APP_TABLES <= _tables(db_url)
+
+_VOICEMAILS_0002 = sa.table(
+    "voicemails",
+    sa.column("call_id", sa.Integer()),
+    sa.column("uniqueid", sa.String()),
+    sa.column("caller_number", sa.String()),
+    sa.column("flow", sa.String()),
+    sa.column("node", sa.String()),
+    sa.column("file", sa.String()),
+    sa.column("duration_s", sa.Float()),
+    sa.column("created_at", sa.DateTime(timezone=True)),
+)
+
+
+def _call_rows(url: str) -> list[tuple[str, str]]:
+    """(uniqueid, channel) of every call, read with plain SQL (the models may be newer than the schema)."""
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            return [(u, c) for u, c in conn.execute(text("SELECT uniqueid, channel FROM calls ORDER BY id"))]
+    finally:
+        engine.dispose()
+
+
+def test_upgrade_0002_to_0003_keeps_existing_calls_and_voicemails(db_url: str) -> None:
+    assert upgrade(db_url, "0002") == "0002"
+    assert not (AGENT_TABLES & _tables(db_url))
+    _insert_0002_rows(db_url)
+
+    assert upgrade(db_url, "0003") == "0003"
+    assert APP_TABLES - ACD_TABLES <= _tables(db_url)
+    assert not (ACD_TABLES & _tables(db_url))
     assert _indexes(db_url, "agent_state_changes") == {
         "ix_agent_state_changes_agent_id": False,
         "ix_agent_state_changes_at": False,
@@ -247,6 +314,17 @@ def test_upgrade_0002_to_0003_keeps_existing_calls_and_voicemails(db_url: str) -
     assert _unique_constraints(db_url, "agent_state_changes") == {
         "uq_agent_state_changes_agent_id_at_to_state": ["agent_id", "at", "to_state"]
     }
+    assert _call_rows(db_url) == [("1.1", "PJSIP/运营商-1")]
+    engine = make_engine(db_url)
+    try:
+        # The new tables take writes at once.
+        agents = AgentStore(make_sessionmaker(engine), clock=lambda: T0)
+        agents.record("1001", T0, "offline", "available", extension="1001")
+        assert agents.current() == {"1001": AgentRow("1001", AgentState.AVAILABLE, T0, None, None, "1001", T0)}
+    finally:
+        engine.dispose()
+
+    assert upgrade(db_url) == head_revision()
     engine = make_engine(db_url)
     try:
         sessions = make_sessionmaker(engine)
@@ -255,10 +333,6 @@ def test_upgrade_0002_to_0003_keeps_existing_calls_and_voicemails(db_url: str) -
         assert (view.channel, view.flow, view.arrived_at) == ("PJSIP/运营商-1", "主菜单", T0)
         [voicemail] = VoicemailStore(sessions).list()
         assert (voicemail.call_id, voicemail.flow, voicemail.file) == (view.id, "下班后", "/录音/1.wav")
-        # The new tables take writes at once.
-        agents = AgentStore(sessions, clock=lambda: T0)
-        agents.record("1001", T0, "offline", "available", extension="1001")
-        assert agents.current() == {"1001": AgentRow("1001", AgentState.AVAILABLE, T0, None, None, "1001", T0)}
     finally:
         engine.dispose()
 
@@ -277,17 +351,13 @@ def test_downgrade_0003_to_0002_and_up_again(db_url: str) -> None:
 
     assert downgrade(db_url, "0002") == "0002"
     assert current_revision(db_url) == "0002"
-    assert not (AGENT_TABLES & _tables(db_url))
-    assert APP_TABLES - AGENT_TABLES <= _tables(db_url)
+    assert not ((AGENT_TABLES | ACD_TABLES) & _tables(db_url))
+    assert APP_TABLES - AGENT_TABLES - ACD_TABLES <= _tables(db_url)
     assert IVR_COLUMNS <= _columns(db_url, "calls")
-    engine = make_engine(db_url)
-    try:
-        assert CallStore(make_sessionmaker(engine)).get("1.1") is not None
-    finally:
-        engine.dispose()
+    assert _call_rows(db_url) == [("1.1", "PJSIP/运营商-1")]
 
-    assert upgrade(db_url) == "0003"
-    assert APP_TABLES <= _tables(db_url)
+    assert upgrade(db_url, "0003") == "0003"
+    assert APP_TABLES - ACD_TABLES <= _tables(db_url)
     engine = make_engine(db_url)
     try:
         agents = AgentStore(make_sessionmaker(engine))
@@ -297,6 +367,105 @@ def test_downgrade_0003_to_0002_and_up_again(db_url: str) -> None:
         assert agents.changes("1001", T0, T0 + timedelta(seconds=1)) == [
             StateChange("1001", T0, AgentState.OFFLINE, AgentState.AVAILABLE, "登录")
         ]
+    finally:
+        engine.dispose()
+
+
+def test_upgrade_0003_to_0004_keeps_existing_calls_voicemails_and_agents(db_url: str) -> None:
+    assert upgrade(db_url, "0003") == "0003"
+    assert not (ACD_TABLES & _tables(db_url))
+    assert not (ACD_COLUMNS & _columns(db_url, "calls"))
+    _insert_0002_rows(db_url)
+    engine = make_engine(db_url)
+    try:
+        AgentStore(make_sessionmaker(engine), clock=lambda: T0).record("1001", T0, "offline", "available")
+    finally:
+        engine.dispose()
+
+    assert upgrade(db_url) == "0004"
+    assert APP_TABLES <= _tables(db_url)
+    assert ACD_COLUMNS <= _columns(db_url, "calls")
+    assert _indexes(db_url, "calls") == {
+        "ix_calls_linkedid": False,
+        "ix_calls_uniqueid": True,
+        "ix_calls_queued_at": False,
+        "ix_calls_agent_id": False,
+        "ix_calls_caller_number": False,
+    }
+    assert _unique_constraints(db_url, "callbacks") == {"uq_callbacks_number_day": ["number", "day"]}
+    assert _unique_constraints(db_url, "recordings") == {"uq_recordings_file": ["file"]}
+    assert _indexes(db_url, "callback_attempts") == {"ix_callback_attempts_callback_id": False}
+    engine = make_engine(db_url)
+    try:
+        sessions = make_sessionmaker(engine)
+        calls = CallStore(sessions)
+        view = calls.get("1.1")
+        assert view is not None
+        assert (view.channel, view.flow, view.arrived_at) == ("PJSIP/运营商-1", "主菜单", T0)
+        assert (view.queue, view.queued_at, view.agent_id, view.summary, view.survey_agent_id) == (None,) * 5
+        [voicemail] = VoicemailStore(sessions).list()
+        assert voicemail.call_id == view.id
+        assert set(AgentStore(sessions).current()) == {"1001"}
+        # The old call and the new tables take the new writes at once.
+        assert calls.queue_entered("1.1", "社保", None, 5, T0)
+        assert calls.agent_answered("1.1", "1001", T0 + timedelta(seconds=9))
+        assert RecordingStore(sessions).started("1.1", "1001", "agent", "/var/spool/asterisk/1.wav", T0) > 0
+        callbacks = CallbackStore(sessions)
+        callback_id = callbacks.request("13800138000", "1.1", "abandoned", T0)
+        assert callbacks.calls(callback_id) == ["1.1"]
+    finally:
+        engine.dispose()
+
+
+def test_downgrade_0004_to_0003_and_up_again(db_url: str) -> None:
+    upgrade(db_url)
+    engine = make_engine(db_url)
+    try:
+        sessions = make_sessionmaker(engine)
+        calls = CallStore(sessions)
+        calls.call_arrived("1.1", "1.1", "13800138000", "12333", "PJSIP/运营商-1", T0)
+        calls.set_flow("1.1", "主菜单", "cd" * 32, T0)
+        calls.queue_entered("1.1", "社保", "养老金", 1, T0)
+        calls.agent_answered("1.1", "1001", T0 + timedelta(seconds=5))
+        calls.set_wrapup("1.1", "1001", T0 + timedelta(minutes=2), "咨询养老金到账时间")
+        RecordingStore(sessions).started("1.1", "1001", "agent", "/rec/1.wav", T0)
+        callbacks = CallbackStore(sessions)
+        callback_id = callbacks.request("13800138000", "1.1", "abandoned", T0)
+        callbacks.attempt_started(callback_id, "1001", T0)
+        AgentStore(sessions).record("1001", T0, "offline", "available")
+    finally:
+        engine.dispose()
+
+    assert downgrade(db_url, "0003") == "0003"
+    assert current_revision(db_url) == "0003"
+    assert not (ACD_TABLES & _tables(db_url))
+    assert not (ACD_COLUMNS & _columns(db_url, "calls"))
+    assert AGENT_TABLES <= _tables(db_url)
+    # The rebuilt calls table (SQLite) keeps its rows, old indexes and the cascade to call_events.
+    assert _indexes(db_url, "calls") == {"ix_calls_linkedid": False, "ix_calls_uniqueid": True}
+    assert _call_rows(db_url) == [("1.1", "PJSIP/运营商-1")]
+    engine = make_engine(db_url)
+    try:
+        with engine.begin() as conn:
+            kinds = conn.execute(text("SELECT kind FROM call_events ORDER BY id")).scalars().all()
+            assert kinds == ["arrived", "flow", "queued", "agent_answered", "wrapup_ended"]
+            if engine.dialect.name == "sqlite":
+                assert conn.exec_driver_sql("PRAGMA foreign_key_check").all() == []
+        assert set(AgentStore(make_sessionmaker(engine)).current()) == {"1001"}
+        with engine.begin() as conn:
+            conn.execute(text("DELETE FROM calls"))
+            assert conn.execute(text("SELECT count(*) FROM call_events")).scalar() == 0
+    finally:
+        engine.dispose()
+
+    assert upgrade(db_url) == "0004"
+    engine = make_engine(db_url)
+    try:
+        sessions = make_sessionmaker(engine)
+        assert RecordingStore(sessions).open_recordings() == []
+        callbacks = CallbackStore(sessions)
+        assert callbacks.list_day(T0.date()) == []
+        assert callbacks.request("13800138000", "2.1", "abandoned", T0) > 0
     finally:
         engine.dispose()
 

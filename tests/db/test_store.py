@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import event, func, select, text
 from sqlalchemy.orm import Session
 
-from cc_core.calls.store import IVR_EXITS, CallStore, CallView
+from cc_core.calls.callbacks import CallbackStore
+from cc_core.calls.store import IVR_EXITS, CallStore, CallView, DayStats, beijing_day, beijing_day_bounds, is_anonymous
 from cc_core.db.models import Call, CallEvent
 from cc_core.db.session import make_engine, make_sessionmaker, upgrade
 
@@ -502,3 +504,395 @@ def test_concurrent_ivr_exits_record_one(store: CallStore) -> None:
     assert view is not None
     assert _kinds(store).count("ivr_exit") == 1
     assert view.ivr_exit == view.ivr_exit_detail == view.events[-1][2]["exit"]
+
+
+# --- ACD: queue, agent, wrap-up, survey agent, returning callers, the day's rates -----------------
+
+
+def test_new_call_has_no_acd_data(store: CallStore) -> None:
+    _arrive(store)
+    view = store.get(UID)
+    assert view is not None
+    assert (view.queue, view.skill, view.priority, view.queued_at, view.connected_at) == (None,) * 5
+    assert (view.agent_id, view.wrapup_ended_at, view.summary, view.survey_agent_id) == (None,) * 4
+
+
+def test_acd_round_trip(store: CallStore) -> None:
+    _arrive(store)
+    t = [T0 + timedelta(seconds=n) for n in range(200)]
+    assert store.queue_entered(UID, "社保", "养老金", 5, t[1])
+    assert store.add_event(UID, "ring", {"agent": "1001", "队列": "社保"}, t[2])
+    assert store.add_event(UID, "ring_result", {"agent": "1001", "result": "no_answer"}, t[17])
+    assert store.agent_answered(UID, "1002", t[20])
+    view = store.get(UID)
+    assert view is not None and view.status == "connected"
+    assert store.call_ended(UID, 16, "Normal Clearing", t[100])
+    assert store.set_wrapup(UID, "1002", t[130], "咨询养老金到账时间，已告知")
+    assert store.set_survey(UID, 1, t[110], agent_id="1002")
+
+    view = store.get(UID)
+    assert view is not None
+    assert (view.queue, view.skill, view.priority, view.queued_at, view.connected_at, view.agent_id) == (
+        "社保",
+        "养老金",
+        5,
+        t[1],
+        t[20],
+        "1002",
+    )
+    assert (view.wrapup_ended_at, view.summary, view.survey_score, view.survey_agent_id, view.status) == (
+        t[130],
+        "咨询养老金到账时间，已告知",
+        1,
+        "1002",
+        "ended",
+    )
+    assert view.events[1:] == [
+        (t[1], "queued", {"queue": "社保", "skill": "养老金", "priority": 5}),
+        (t[2], "ring", {"agent": "1001", "队列": "社保"}),
+        (t[17], "ring_result", {"agent": "1001", "result": "no_answer"}),
+        (t[20], "agent_answered", {"agent": "1002"}),
+        (t[100], "hangup", {"cause": 16, "cause_text": "Normal Clearing"}),
+        (t[110], "survey", {"score": 1, "agent": "1002"}),
+        (t[130], "wrapup_ended", {"agent": "1002"}),
+    ]
+    assert store.recent(1)[0] == view
+
+
+def test_queue_entered_keeps_the_first_queued_at(store: CallStore) -> None:
+    _arrive(store)
+    assert store.queue_entered(UID, "咨询", None, 0, T0 + timedelta(seconds=1))
+    # A transfer back into another queue: queue, skill and priority follow, queued_at stays.
+    assert store.queue_entered(UID, "投诉", "英语", 9, T0 + timedelta(seconds=60))
+    view = store.get(UID)
+    assert view is not None
+    assert (view.queue, view.skill, view.priority, view.queued_at, view.status) == (
+        "投诉",
+        "英语",
+        9,
+        T0 + timedelta(seconds=1),
+        "queued",
+    )
+    assert [detail for _, kind, detail in view.events if kind == "queued"] == [
+        {"queue": "咨询", "skill": None, "priority": 0},
+        {"queue": "投诉", "skill": "英语", "priority": 9},
+    ]
+
+
+def test_agent_answered_keeps_the_first_answer_and_the_last_agent(store: CallStore) -> None:
+    _arrive(store)
+    store.queue_entered(UID, "q", None, 0, T0)
+    assert store.agent_answered(UID, "1001", T0 + timedelta(seconds=10))
+    assert store.add_event(UID, "transfer", {"from": "1001", "to": "1002", "kind": "blind"}, T0 + timedelta(seconds=50))
+    assert store.agent_answered(UID, "1002", T0 + timedelta(seconds=55))
+    view = store.get(UID)
+    assert view is not None
+    assert (view.connected_at, view.agent_id, view.status) == (T0 + timedelta(seconds=10), "1002", "connected")
+    assert _kinds(store) == ["arrived", "queued", "agent_answered", "transfer", "agent_answered"]
+
+
+def test_late_acd_events_do_not_revive_an_ended_call(store: CallStore) -> None:
+    _arrive(store)
+    store.call_ended(UID, 16, None, T0 + timedelta(seconds=5))
+    assert store.queue_entered(UID, "q", None, 0, T0 + timedelta(seconds=4))
+    assert store.agent_answered(UID, "1001", T0 + timedelta(seconds=4))
+    view = store.get(UID)
+    assert view is not None
+    assert view.status == "ended"
+    assert (view.queued_at, view.connected_at) == (T0 + timedelta(seconds=4),) * 2
+
+
+def test_set_wrapup_then_later_edits_of_the_summary(store: CallStore) -> None:
+    _arrive(store)
+    end = T0 + timedelta(minutes=3)
+    assert store.set_wrapup(UID, "1001", end, "第一稿")
+    # The same again (a retried request), then None: nothing changes.
+    assert store.set_wrapup(UID, "1001", end, "第一稿")
+    assert store.set_wrapup(UID, "1001", end + timedelta(minutes=1), None)
+    # A later edit replaces the summary, keeps the end.
+    assert store.set_wrapup(UID, "1001", end + timedelta(minutes=5), "第二稿")
+    view = store.get(UID)
+    assert view is not None
+    assert (view.wrapup_ended_at, view.summary) == (end, "第二稿")
+    assert view.events[1:] == [
+        (end, "wrapup_ended", {"agent": "1001"}),
+        (end + timedelta(minutes=5), "summary", {"agent": "1001"}),
+    ]
+
+
+def test_set_wrapup_without_a_summary(store: CallStore) -> None:
+    _arrive(store)
+    assert store.set_wrapup(UID, "1001", T0, None)
+    view = store.get(UID)
+    assert view is not None
+    assert (view.wrapup_ended_at, view.summary) == (T0, None)
+    assert store.set_wrapup(UID, "1001", T0 + timedelta(seconds=1), "补写")
+    view = store.get(UID)
+    assert view is not None
+    assert (view.wrapup_ended_at, view.summary) == (T0, "补写")
+    assert _kinds(store) == ["arrived", "wrapup_ended", "summary"]
+
+
+def test_set_summary_during_the_wrapup(store: CallStore) -> None:
+    _arrive(store)
+    assert store.set_summary(UID, "1001", "草稿", T0 + timedelta(seconds=5))
+    assert store.set_summary(UID, "1001", "草稿", T0 + timedelta(seconds=6))
+    view = store.get(UID)
+    assert view is not None
+    assert (view.summary, view.wrapup_ended_at) == ("草稿", None)
+    # Ending the wrap-up without a text keeps the draft.
+    assert store.set_wrapup(UID, "1001", T0 + timedelta(seconds=30), None)
+    view = store.get(UID)
+    assert view is not None
+    assert (view.summary, view.wrapup_ended_at) == ("草稿", T0 + timedelta(seconds=30))
+    assert _kinds(store) == ["arrived", "summary", "wrapup_ended"]
+
+
+def test_summary_is_clipped_and_cleaned(store: CallStore) -> None:
+    _arrive(store)
+    store.set_wrapup(UID, "1001", T0, "很长的小结\x00" * 1000)
+    view = store.get(UID)
+    assert view is not None
+    assert view.summary == ("很长的小结" * 1000)[:4000]
+
+
+def test_set_survey_stores_the_agent_and_keeps_the_first(store: CallStore) -> None:
+    _arrive(store)
+    assert store.set_survey(UID, 2, T0, agent_id="1001")
+    assert store.set_survey(UID, 5, T0 + timedelta(seconds=1), agent_id="1002")
+    view = store.get(UID)
+    assert view is not None
+    assert (view.survey_score, view.survey_agent_id) == (2, "1001")
+    assert view.events[-1] == (T0, "survey", {"score": 2, "agent": "1001"})
+    with pytest.raises(ValueError, match="agent_id"):
+        store.set_survey(UID, 3, T0, agent_id="x" * 17)
+
+
+def test_add_event_cleans_and_clips(store: CallStore) -> None:
+    _arrive(store)
+    assert store.add_event(UID, "hold\x00" + "x" * 40, {"by": "10\x0001", "list": ["a\x00"]}, T0)
+    view = store.get(UID)
+    assert view is not None
+    assert view.events[-1] == (T0, ("hold" + "x" * 40)[:32], {"by": "1001", "list": ["a"]})
+    for bad in ("", "\x00"):
+        with pytest.raises(ValueError, match="kind"):
+            store.add_event(UID, bad, {}, T0)
+
+
+def test_acd_writes_refuse_bad_agent_ids(store: CallStore) -> None:
+    _arrive(store)
+    for agent_id in ("", "1" * 17, "10\x0001"):
+        with pytest.raises(ValueError, match="agent_id"):
+            store.agent_answered(UID, agent_id, T0)
+        with pytest.raises(ValueError, match="agent_id"):
+            store.set_wrapup(UID, agent_id, T0, "x")
+        with pytest.raises(ValueError, match="agent_id"):
+            store.set_summary(UID, agent_id, "x", T0)
+    assert _kinds(store) == ["arrived"]
+
+
+def test_queue_entered_validates_and_clips(store: CallStore) -> None:
+    _arrive(store)
+    with pytest.raises(ValueError, match="queue"):
+        store.queue_entered(UID, "", None, 0, T0)
+    for bad in (True, 1.5, "1", None):
+        with pytest.raises(ValueError, match="priority"):
+            store.queue_entered(UID, "q", None, bad, T0)  # type: ignore[arg-type]
+    assert store.queue_entered(UID, "队" * 40, "技" * 40 + "\x00", -3, T0)
+    assert store.queue_entered(UID, "q", "", 0, T0)
+    view = store.get(UID)
+    assert view is not None
+    assert (view.queue, view.skill, view.priority) == ("q", None, 0)
+    assert view.events[-2][2] == {"queue": "队" * 32, "skill": "技" * 32, "priority": -3}
+
+
+def test_acd_writes_refuse_naive_datetimes(store: CallStore) -> None:
+    _arrive(store)
+    naive = datetime(2024, 5, 1, 8, 30)
+    calls: list[Callable[[], object]] = [
+        lambda: store.queue_entered(UID, "q", None, 0, naive),
+        lambda: store.add_event(UID, "ring", {}, naive),
+        lambda: store.agent_answered(UID, "1001", naive),
+        lambda: store.set_wrapup(UID, "1001", naive, None),
+        lambda: store.set_summary(UID, "1001", "x", naive),
+        lambda: store.last_agent("13800138000", naive),
+    ]
+    for call in calls:
+        with pytest.raises(ValueError, match="naive"):
+            call()
+    assert _kinds(store) == ["arrived"]
+
+
+def test_acd_writes_to_unknown_call_change_nothing(store: CallStore) -> None:
+    assert store.queue_entered("nope.1", "q", None, 0, T0) is False
+    assert store.add_event("nope.1", "ring", {}, T0) is False
+    assert store.agent_answered("nope.1", "1001", T0) is False
+    assert store.set_wrapup("nope.1", "1001", T0, "x") is False
+    assert store.set_wrapup("nope.1", "1001", T0, None) is False
+    assert store.set_summary("nope.1", "1001", "x", T0) is False
+    assert store.set_survey("nope.1", 1, T0, agent_id="1001") is False
+    assert _count(store, Call) == 0
+    assert _count(store, CallEvent) == 0
+
+
+def test_acd_times_are_stored_and_come_back_as_utc(store: CallStore) -> None:
+    """queued_at and connected_at go through SQL (COALESCE): still UTC on SQLite's plain text."""
+    _arrive(store)
+    local = datetime(2024, 5, 1, 16, 30, tzinfo=BEIJING)  # 08:30 UTC
+    store.queue_entered(UID, "q", None, 0, local)
+    store.agent_answered(UID, "1001", local + timedelta(seconds=5))
+    view = store.get(UID)
+    assert view is not None
+    assert view.queued_at == local and view.queued_at is not None and view.queued_at.utcoffset() == timedelta(0)
+    assert view.connected_at == local + timedelta(seconds=5)
+    with store._sessions() as session:
+        raw = session.execute(text("SELECT queued_at FROM calls")).scalar()
+    assert str(raw).startswith("2024-05-01 08:30:00")
+    assert store.last_agent("13800138000", local) == "1001"
+    assert store.last_agent("13800138000", local + timedelta(seconds=6)) is None
+
+
+def test_last_agent(store: CallStore) -> None:
+    def served(uniqueid: str, number: str, at: datetime, *agents: str) -> None:
+        _arrive(store, uniqueid=uniqueid, at=at, caller_number=number)
+        for agent in agents:
+            store.agent_answered(uniqueid, agent, at + timedelta(seconds=10))
+
+    day = timedelta(days=1)
+    served("1.1", "13800138000", T0 - 10 * day, "1001")
+    served("1.2", "13800138000", T0 - 2 * day, "1002", "1003")  # transferred: 1003 had them last
+    served("1.3", "13800138000", T0 - day)  # abandoned: no agent
+    served("1.4", "13900139000", T0, "1004")
+    served("1.5", "", T0, "1005")
+    served("1.6", "anonymous", T0, "1006")
+    assert store.last_agent("13800138000", T0 - 30 * day) == "1003"
+    assert store.last_agent("13800138000", T0 - 5 * day) == "1003"
+    assert store.last_agent("13800138000", T0 - day) is None
+    assert store.last_agent("13900139000", T0 - day) == "1004"
+    assert store.last_agent("13700137000", T0 - 30 * day) is None
+    # Withheld numbers are not one returning caller.
+    assert store.last_agent("", T0 - day) is None
+    assert store.last_agent("anonymous", T0 - day) is None
+
+
+def test_beijing_day_helpers() -> None:
+    assert beijing_day(datetime(2024, 5, 1, 15, 59, 59, tzinfo=UTC)) == date(2024, 5, 1)
+    assert beijing_day(datetime(2024, 5, 1, 16, 0, tzinfo=UTC)) == date(2024, 5, 2)
+    assert beijing_day(datetime(2024, 5, 1, 23, 30, tzinfo=UTC)) == date(2024, 5, 2)
+    assert beijing_day_bounds(date(2024, 5, 2)) == (
+        datetime(2024, 5, 1, 16, 0, tzinfo=UTC),
+        datetime(2024, 5, 2, 16, 0, tzinfo=UTC),
+    )
+    with pytest.raises(ValueError, match="naive"):
+        beijing_day(datetime(2024, 5, 1, 23, 30))
+    assert is_anonymous("") and is_anonymous("anonymous") and is_anonymous("<unknown>")
+    assert not is_anonymous("13800138000") and not is_anonymous("+8613800138000")
+
+
+DAY = date(2024, 5, 2)  # Beijing; 2024-05-01 16:00 UTC to 2024-05-02 16:00 UTC
+
+
+def _offered(store: CallStore, uniqueid: str, at: datetime, *, answered: bool, number: str = "13800138000") -> None:
+    _arrive(store, uniqueid=uniqueid, at=at, caller_number=number)
+    store.queue_entered(uniqueid, "q", None, 0, at + timedelta(seconds=20))
+    if answered:
+        store.agent_answered(uniqueid, "1001", at + timedelta(seconds=40))
+
+
+def test_day_stats_definition(store: CallStore) -> None:
+    callbacks = CallbackStore(store._sessions)
+    start = datetime(2024, 5, 1, 16, 0, tzinfo=UTC)
+    # 20 calls offered on DAY, 18 answered, from the first moment of the day (00:00 there) on.
+    for n in range(20):
+        _offered(store, f"d.{n}", start + timedelta(minutes=27 * n), answered=n >= 2)
+    # Not counted: the IVR only (never queued), the day before and the day after in Beijing.
+    _arrive(store, uniqueid="ivr.1", at=start + timedelta(hours=2))
+    _offered(store, "before.1", start - timedelta(seconds=1), answered=False)
+    _offered(store, "after.1", start + timedelta(days=1), answered=True)
+    # Callbacks: one done that day, one open, one failed; a done one the day before.
+    reached = callbacks.request("13800000001", "d.0", "abandoned", start + timedelta(hours=1))
+    callbacks.attempt_finished(callbacks.attempt_started(reached, "1001", start), "reached", start)
+    callbacks.request("13800000002", "d.1", "abandoned", start + timedelta(hours=1))
+    cancelled = callbacks.request("13800000003", "x.1", "unanswered", start + timedelta(hours=1))
+    assert callbacks.cancel(cancelled, start + timedelta(hours=2), "号码有误")
+    callbacks.request("13800000001", "before.1", "abandoned", start - timedelta(seconds=1))
+    assert callbacks.close_if_reached("13800000001", start - timedelta(seconds=1))
+
+    assert store.day_stats(DAY) == DayStats(
+        day=DAY,
+        offered=20,
+        answered=18,
+        abandoned=2,
+        called_back=1,
+        answered_rate=0.9,
+        callback_rate=0.05,
+        total_rate=pytest.approx(0.95),  # type: ignore[arg-type]
+    )
+    before = store.day_stats(DAY - timedelta(days=1))
+    assert (before.offered, before.answered, before.abandoned, before.called_back) == (1, 0, 1, 1)
+    assert (before.answered_rate, before.callback_rate, before.total_rate) == (0.0, 1.0, 1.0)
+    after = store.day_stats(DAY + timedelta(days=1))
+    assert (after.offered, after.answered, after.called_back, after.total_rate) == (1, 1, 0, 1.0)
+
+
+def test_a_call_at_2330_utc_counts_for_the_next_beijing_day(store: CallStore) -> None:
+    _offered(store, "late.1", datetime(2024, 5, 1, 23, 30, tzinfo=UTC), answered=True)
+    assert store.day_stats(date(2024, 5, 1)).offered == 0
+    stats = store.day_stats(date(2024, 5, 2))
+    assert (stats.offered, stats.answered, stats.abandoned, stats.answered_rate) == (1, 1, 0, 1.0)
+
+
+def test_day_stats_of_an_empty_day_and_the_caps(store: CallStore) -> None:
+    empty = store.day_stats(DAY)
+    assert (empty.offered, empty.answered, empty.abandoned, empty.called_back) == (0, 0, 0, 0)
+    assert (empty.answered_rate, empty.callback_rate, empty.total_rate) == (1.0, 1.0, 1.0)
+    # Answered, and a done callback of the same number: the total is capped at 1.0.
+    at = datetime(2024, 5, 2, 2, 0, tzinfo=UTC)
+    _offered(store, "d.1", at, answered=True)
+    callbacks = CallbackStore(store._sessions)
+    callbacks.request("13800138000", "d.0", "abandoned", at)
+    callbacks.close_if_reached("13800138000", at)
+    stats = store.day_stats(DAY)
+    assert (stats.offered, stats.answered, stats.called_back) == (1, 1, 1)
+    assert (stats.answered_rate, stats.callback_rate, stats.total_rate) == (1.0, 1.0, 1.0)
+    with pytest.raises(ValueError, match="date"):
+        store.day_stats(at)
+
+
+def test_concurrent_set_wrapup_ends_it_once(store: CallStore) -> None:
+    _arrive(store)
+    barrier = threading.Barrier(4, timeout=10)
+
+    def end(n: int) -> bool:
+        barrier.wait()
+        return store.set_wrapup(UID, "1001", T0 + timedelta(seconds=n), f"小结{n}")
+
+    with ThreadPoolExecutor(4) as pool:
+        assert list(pool.map(end, range(4))) == [True] * 4
+    view = store.get(UID)
+    assert view is not None
+    kinds = _kinds(store)
+    assert kinds.count("wrapup_ended") == 1
+    assert kinds.count("summary") <= 3
+    [(ended_at, _, _)] = [e for e in view.events if e[1] == "wrapup_ended"]
+    assert view.wrapup_ended_at == ended_at
+    assert view.summary in {f"小结{n}" for n in range(4)}
+
+
+def test_concurrent_answers_keep_one_connected_at(store: CallStore) -> None:
+    _arrive(store)
+    barrier = threading.Barrier(4, timeout=10)
+
+    def answer(n: int) -> bool:
+        barrier.wait()
+        return store.agent_answered(UID, f"100{n}", T0 + timedelta(seconds=n))
+
+    with ThreadPoolExecutor(4) as pool:
+        assert list(pool.map(answer, range(4))) == [True] * 4
+    view = store.get(UID)
+    assert view is not None
+    answers = [(at, detail["agent"]) for at, kind, detail in view.events if kind == "agent_answered"]
+    assert len(answers) == 4
+    # The first answer written sets connected_at; the last one written is the agent.
+    assert view.connected_at in {at for at, _ in answers}
+    assert view.agent_id in {agent for _, agent in answers}

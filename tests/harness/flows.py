@@ -43,6 +43,34 @@ nodes:
 """
 
 
+# Test-only flows for the ACD (issue 4): each number sends the caller straight to one queue,
+# so a routing test does not spend its time in menus. Number → (queue, skill).
+ACD_NUMBERS = {
+    "12340": ("idle", None),
+    "12341": ("rr", None),
+    "12342": ("occ", None),
+    "12343": ("skill", "pension"),
+    "12344": ("wrap", None),
+    "12345": ("vip", None),
+    "12346": ("ret", None),
+}
+
+
+def acd_flow(number: str) -> str:
+    queue, skill = ACD_NUMBERS[number]
+    skill_part = f", skill: {skill}" if skill else ""
+    return f"""flow: acd_{queue}
+title: 排队测试 {queue}
+start: hello
+nodes:
+  hello:
+    play: "您好。"
+    next: to_queue
+  to_queue:
+    queue: {{queue: {queue}{skill_part}}}
+"""
+
+
 def prepare_flows(dest: Path, selfservice_url: str) -> Path:
     """Copy the shipped flows to ``dest`` for a test session (plus the transfer test flow)."""
     if dest.exists():
@@ -51,6 +79,8 @@ def prepare_flows(dest: Path, selfservice_url: str) -> Path:
     for flow in dest.glob("*.yaml"):
         flow.write_text(flow.read_text(encoding="utf-8").replace(DEMO_API, selfservice_url), encoding="utf-8")
     (dest / "transfer_test.yaml").write_text(TRANSFER_FLOW, encoding="utf-8")
+    for number, (queue, _skill) in ACD_NUMBERS.items():
+        (dest / f"acd_{queue}.yaml").write_text(acd_flow(number), encoding="utf-8")
     write_calendar(dest)
     return dest
 

@@ -15,6 +15,7 @@ from cc_core.settings import Settings, load_settings
 from cc_core.switch.config import render_hotline
 from cc_core.switch.instance import Instance
 from cc_core.switch.process import Ports, Switch
+from tests.harness.flows import ACD_NUMBERS
 from tests.harness.ports import CC_RTP, free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -22,6 +23,27 @@ AGENTS = ("1001", "1002", "1003", "1004")
 # Phones the simulated world registers; 1004 is left for tests that register with SIPp.
 WORLD_PHONES = ("1001", "1002", "1003")
 HOTLINE_NUMBER = "12333"
+
+
+# Agents' skills in tests (1002 is the pension expert; see tests/integration/test_acd_calls.py).
+AGENT_SKILLS = {"1001": "{pension = 2, consult = 3}", "1002": "{pension = 5}", "1003": "{pension = 3, consult = 2}"}
+VIP_CALLER = "13900009999"
+# The ACD's test queues (one per strategy or behaviour; each has its own number in ACD_NUMBERS).
+# No returning-caller hold except in "ret", so one test's earlier call does not steer another.
+TEST_QUEUES = "\n".join(
+    f'[[queues]]\nname = "{name}"\nstrategy = "{strategy}"\nring_timeout = 6\nwrapup = {wrapup}\n'
+    f"max_missed_before_pause = 2\nreturning_wait = {ret}\nreturning_window_hours = {0 if not ret else 1}\n"
+    f"announce_every = 20\nmax_wait = {max_wait}\n"
+    for name, strategy, wrapup, ret, max_wait in (
+        ("idle", "longest_idle", 0, 0, 600),
+        ("rr", "round_robin", 0, 0, 600),
+        ("occ", "least_occupied", 0, 0, 600),
+        ("skill", "skills", 0, 0, 600),
+        ("wrap", "longest_idle", 8, 0, 600),
+        ("vip", "longest_idle", 0, 0, 30),
+        ("ret", "longest_idle", 0, 20, 600),
+    )
+)
 
 
 def switch_root() -> Path:
@@ -39,7 +61,16 @@ def write_settings(
     """
     home.mkdir(parents=True, exist_ok=True)
     flows = flows_dir or REPO / "ivr_flows"
-    agents = "\n".join(f'[[agents]]\nid = "{a}"\nname = "测试坐席{a}"\n' for a in AGENTS)
+    agents = "\n".join(
+        f'[[agents]]\nid = "{a}"\nname = "测试坐席{a}"\nskills = {AGENT_SKILLS.get(a, "{}")}\nchat_capacity = 2\n'
+        for a in AGENTS
+    )
+    acd_numbers = "\n".join(
+        f'[[numbers]]\nnumber = "{number}"\nname = "排队测试"\nflow = "acd_{queue}"\n'
+        for number, (queue, _skill) in ACD_NUMBERS.items()
+    )
+    if not flows_dir:
+        acd_numbers = ""
     text = f"""
 [switch]
 root = "{switch_root()}"
@@ -79,6 +110,31 @@ name = "社保服务热线"
 number = "12334"
 name = "转外线测试"
 flow = "{"transfer_test" if flows_dir else "main"}"
+
+{acd_numbers}
+
+[acd]
+callback_delay = 2
+callback_retry = 5
+
+[caller_tags]
+vip = ["{VIP_CALLER}"]
+
+[[queues]]
+name = "general"
+title = "综合咨询"
+ring_timeout = 8
+wrapup = 0
+returning_window_hours = 0
+
+[[queues]]
+name = "complaints"
+title = "投诉建议"
+strategy = "skills"
+wrapup = 0
+returning_window_hours = 0
+
+{TEST_QUEUES}
 
 [[trunks]]
 name = "carrier"

@@ -16,6 +16,7 @@ from tests.harness.calls import (
     hotline_channel,
     wait_node,
     wait_record,
+    wait_until,
     wait_wav_closed,
 )
 from tests.harness.hotline import Hotline
@@ -49,8 +50,11 @@ def test_call_reaches_fastagi_and_dtmf_is_recorded(controller: Hotline, world: W
     assert received == ["1", "#", "0"]
     path = wait_node(store, uid, "agent_queue")
     assert path == ["welcome", "hours", "main_menu", "consult_menu", "main_menu", "agent", "agent_queue"]
-    # The dialplan took the caller to the queue the flow named.
-    cc_ami.wait_for(match(Event="QueueCallerJoin", Uniqueid=uid), since=since, what="queue join")
+    # The controller's ACD took the caller into the queue the flow named (issue 4), and the
+    # caller waits in the dialplan's loop with music.
+    queued = wait_until(lambda: (v := store.get(uid)) is not None and v.queued_at is not None and v, what="queued")
+    assert queued.queue == "general"  # type: ignore[attr-defined]
+    cc_ami.wait_for(match(Event="MusicOnHoldStart", Uniqueid=uid), since=since, what="hold music")
 
     call.hang_up()
     ended = wait_record(store, uid, "ended")

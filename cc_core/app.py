@@ -22,6 +22,7 @@ from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from cc_core import __version__
+from cc_core.acd.callcontrol import CallControl
 from cc_core.acd.config import agents_offline, queue_configs
 from cc_core.acd.model import AgentState
 from cc_core.acd.service import Acd
@@ -141,6 +142,7 @@ class Controller:
             callback_delay_s=settings.acd.callback_delay,
         )
         self.acd.on_wrapup_scheduled(self._wrapup_timer)
+        self.call_control = CallControl(self.acd, self.bus)
         self._control_token = secrets.control_token
         self.agi = FastAgiServer(
             self._agi,
@@ -257,7 +259,7 @@ class Controller:
             ) from exc
         await self.acd.restore()
         app = make_app(self.health)
-        app.add_subapp("/api/control/", make_control_app(self.acd, self._control_token))
+        app.add_subapp("/api/control/", make_control_app(self.acd, self.call_control, self._control_token))
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         try:

@@ -21,11 +21,15 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from dataclasses import asdict
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from cc_core import logs
 from cc_core.errors import HotlineError
+from cc_core.logs import mask_personal_data
 from cc_core.secrets import Secrets, load_or_create
 from cc_core.settings import Settings, load_settings
 from cc_core.switch.config import render_hotline
@@ -326,6 +330,69 @@ def cmd_voicemail(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+BEIJING = ZoneInfo("Asia/Shanghai")
+
+
+def _day(text: str | None) -> date:
+    if not text:
+        return datetime.now(BEIJING).date()
+    try:
+        return date.fromisoformat(text)
+    except ValueError as exc:
+        raise HotlineError(f"--date must be YYYY-MM-DD, got {text!r}") from exc
+
+
+def cmd_report(settings: Settings, args: argparse.Namespace) -> int:
+    """The day's acceptance figures (T10) and its callback list, from the database."""
+    from cc_core.calls.callbacks import CallbackStore
+    from cc_core.calls.store import CallStore
+    from cc_core.db.session import make_engine, make_sessionmaker
+
+    day = _day(args.date)
+    engine = make_engine(settings.database_url)
+    try:
+        sessions = make_sessionmaker(engine)
+        if args.what == "callbacks":
+            callbacks = CallbackStore(sessions).list_day(day)
+            if args.json:
+                rows = [
+                    {
+                        "id": c.id,
+                        "number": mask_personal_data(c.number),
+                        "reason": c.reason,
+                        "status": c.status,
+                        "attempts": c.attempts,
+                        "agent": c.agent_id,
+                        "created_at": c.created_at.isoformat(),
+                        "reached_at": c.reached_at.isoformat() if c.reached_at else None,
+                    }
+                    for c in callbacks
+                ]
+                print(json.dumps(rows, ensure_ascii=False, indent=2))
+                return 0
+            if not callbacks:
+                print(f"{day} 没有回电 (no callbacks)")
+            for c in callbacks:
+                print(
+                    f"{c.id:5d}  {c.created_at.astimezone(BEIJING):%H:%M}  {mask_personal_data(c.number):<14} "
+                    f"{c.reason:<10} {c.status:<12} {c.attempts} 次  {c.agent_id or '-'}"
+                )
+            return 0
+        stats = CallStore(sessions).day_stats(day)
+    finally:
+        engine.dispose()
+    if args.json:
+        print(json.dumps({**asdict(stats), "day": stats.day.isoformat()}, ensure_ascii=False, indent=2))
+        return 0
+    print(
+        f"{stats.day}  进线 offered {stats.offered}  接通 answered {stats.answered}  放弃 abandoned {stats.abandoned}"
+    )
+    print(f"接通率 answered rate {stats.answered_rate:.1%}  回电率 callback rate {stats.callback_rate:.1%}")
+    target = "达标 target met" if stats.total_rate >= 1.0 - 1e-9 else "未达标 below the 100% target"
+    print(f"合计 total {stats.total_rate:.1%}  ({target}: 95% answered + 5% called back)")
+    return 0
+
+
 def control_request(settings: Settings, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
     """Send a command to the running controller's loopback endpoint with the control token."""
 
@@ -349,6 +416,20 @@ def control_request(settings: Settings, path: str, body: dict[str, Any] | None =
         raise HotlineError(str(message)) from exc
     except (OSError, ValueError) as exc:
         raise HotlineError(f"the controller is not reachable at {url} ('hotline up' first): {exc}") from exc
+
+
+# Call control on the agent's current call (T3): the control endpoint's agents/<id>/call/<action>.
+CALL_ACTIONS = (
+    "hold",
+    "unhold",
+    "transfer",
+    "consult",
+    "consult-cancel",
+    "hand-over",
+    "conference",
+    "drop-third",
+    "leave",
+)
 
 
 def cmd_agent(settings: Settings, args: argparse.Namespace) -> int:
@@ -375,6 +456,14 @@ def cmd_agent(settings: Settings, args: argparse.Namespace) -> int:
         body["text"] = args.text or ""
         if args.call:
             body["call"] = args.call
+    if args.action in CALL_ACTIONS:
+        if args.action in ("transfer", "consult"):
+            if not args.to:
+                raise HotlineError(f"'hotline agent {args.action}' needs --to (agent:<id>, queue:<name>, number:<n>)")
+            body["to"] = args.to
+        answer = control_request(settings, f"agents/{args.agent}/call/{args.action}", body)
+        print(f"{args.agent}: {args.action} done on call {answer.get('call')}")
+        return 0
     answer = control_request(settings, f"agents/{args.agent}/{args.action}", body)
     agent = answer.get("agent")
     if agent:
@@ -418,9 +507,27 @@ def build_parser() -> argparse.ArgumentParser:
     vm.add_argument("--limit", type=int, default=50)
     vm.add_argument("--unheard", action="store_true")
     vm.set_defaults(func=cmd_voicemail)
-    ag = sub.add_parser("agent", help="agents: log in and out, pause, wrap-up, summary (T4)")
+    rep = sub.add_parser("report", help="the day's answered and callback rates (T10), its callback list")
+    rep.add_argument("what", choices=["day", "callbacks"])
+    rep.add_argument("--date", help="the Beijing day, YYYY-MM-DD (default: today)")
+    rep.add_argument("--json", action="store_true")
+    rep.set_defaults(func=cmd_report)
+    ag = sub.add_parser(
+        "agent", help="agents: log in and out, pause, wrap-up, summary (T4); hold, transfer, three-way (T3)"
+    )
     ag.add_argument(
-        "action", choices=["list", "login", "logout", "pause", "resume", "wrapup-done", "wrapup-more", "summary"]
+        "action",
+        choices=[
+            "list",
+            "login",
+            "logout",
+            "pause",
+            "resume",
+            "wrapup-done",
+            "wrapup-more",
+            "summary",
+            *CALL_ACTIONS,
+        ],
     )
     ag.add_argument("agent", nargs="?", help="the agent's id")
     ag.add_argument("--extension", help="login: the SIP phone's extension, or m:<mobile number>")
@@ -428,6 +535,7 @@ def build_parser() -> argparse.ArgumentParser:
     ag.add_argument("--seconds", type=int, default=60, help="wrapup-more: how much longer")
     ag.add_argument("--text", help="summary: the call's summary")
     ag.add_argument("--call", help="summary: the call's uniqueid (default: the agent's last call)")
+    ag.add_argument("--to", help="transfer, consult: agent:<id>, queue:<name> or number:<digits>")
     ag.add_argument("--json", action="store_true", help="list: as JSON")
     ag.set_defaults(func=cmd_agent)
     return parser

@@ -15,6 +15,7 @@ import pytest
 
 from cc_core.switch.instance import INSTANCES_INSIDE
 from cc_core.switch.process import pid_alive
+from tests.harness.acd import all_offline, cancel_callbacks
 from tests.harness.ami import AmiPeer
 from tests.harness.flows import prepare_flows
 from tests.harness.hotline import WORLD_PHONES, Hotline, switch_root, write_settings
@@ -128,3 +129,15 @@ def controller(hotline: Hotline) -> Iterator[Hotline]:
         hotline.start_controller()
     hotline.wait_controller_ok()
     yield hotline
+
+
+@pytest.fixture
+def acd(controller: Hotline, world: World) -> Iterator[Hotline]:
+    """The controller with every agent logged out, no callback pending, every phone answering."""
+    cancel_callbacks(controller)
+    all_offline(controller)
+    for phone in ("1001", "1002", "1003"):
+        world.phone(phone).answers_after(0.5).plays("").hangs_up_after(0)
+    yield controller
+    cancel_callbacks(controller)
+    all_offline(controller)

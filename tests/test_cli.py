@@ -89,3 +89,41 @@ def test_db_upgrade_and_current(tmp_path: Path) -> None:
     up = hotline("db", "upgrade", config=config)
     assert up.returncode == 0 and "revision" in up.stdout
     assert hotline("db", "current", config=config).stdout.strip() != "(empty database)"
+
+
+def test_day_report_and_callback_list(tmp_path: Path) -> None:
+    """T10: the day's rates from real rows (two offered, one answered, one called back = 100%)."""
+    import json
+    from datetime import UTC, datetime, timedelta
+
+    from cc_core.calls.callbacks import CallbackStore
+    from cc_core.calls.store import CallStore
+    from cc_core.db.session import make_engine, make_sessionmaker
+
+    config = tmp_path / "hotline.toml"
+    url = f"sqlite:///{tmp_path / 'h.db'}"
+    config.write_text(f'[database]\nurl = "{url}"\n')
+    assert hotline("db", "upgrade", config=config).returncode == 0
+    sessions = make_sessionmaker(make_engine(url))
+    calls, callbacks = CallStore(sessions), CallbackStore(sessions)
+    at = datetime(2026, 11, 30, 2, 0, tzinfo=UTC)  # 10:00 in Beijing
+    for n, uid in enumerate(("1.1", "1.2")):
+        calls.call_arrived(uid, uid, f"1380000000{n}", "12333", f"PJSIP/carrier-{n}", at)
+        calls.queue_entered(uid, "general", None, 0, at + timedelta(seconds=5))
+    calls.agent_answered("1.1", "1001", at + timedelta(seconds=20))
+    callback = callbacks.request("13800000001", "1.2", "abandoned", at + timedelta(minutes=1))
+    assert callbacks.claim(callback, at + timedelta(minutes=3))
+    attempt = callbacks.attempt_started(callback, "1001", at + timedelta(minutes=3), "cb-1")
+    callbacks.attempt_finished(attempt, "reached", at + timedelta(minutes=4))
+
+    day = hotline("report", "day", "--date", "2026-11-30", "--json", config=config)
+    assert day.returncode == 0, day.stderr
+    figures = json.loads(day.stdout)
+    assert (figures["offered"], figures["answered"], figures["called_back"]) == (2, 1, 1)
+    assert figures["answered_rate"] == 0.5 and figures["total_rate"] == 1.0
+    text = hotline("report", "day", "--date", "2026-11-30", config=config).stdout
+    assert "合计 total 100.0%" in text and "达标" in text
+    listing = hotline("report", "callbacks", "--date", "2026-11-30", config=config)
+    assert "done" in listing.stdout and "13800000001" not in listing.stdout  # masked
+    bad = hotline("report", "day", "--date", "30/11/2026", config=config)
+    assert "YYYY-MM-DD" in one_line_error(bad)

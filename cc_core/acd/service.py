@@ -105,7 +105,9 @@ class Waiter:
     queued_at: datetime
     # waiting: in the list; assigned: an agent was chosen, the caller not yet sent; redirecting:
     # the AMI Redirect is on its way; dialing: the dialplan rings the agent; returning: the ring
-    # failed and the caller is on the way back to the loop; connected: talking to an agent.
+    # failed and the caller is on the way back to the loop; connected: talking to an agent;
+    # transferring: on the way back to the loop after a blind transfer; transferred: sent to an
+    # outside number.
     state: str = "waiting"
     agent: str | None = None
     agent_leg: str | None = None
@@ -182,6 +184,7 @@ class Acd:
         self.connected_at: dict[str, datetime] = {}  # agent → when the current call was answered
         self.routed = 0
         self._last_call: dict[str, str] = {}  # agent → the call they last talked on (for the summary)
+        self._recorded: set[str] = set()  # channels with a recording running (HotlineRecording)
         self._tasks: set[asyncio.Future[Any]] = set()
         self._wrapup_timer: Callable[[str, datetime], None] = lambda _agent, _when: None
         bus.subscribe(DialStarted, self.on_dial_started)
@@ -512,6 +515,11 @@ class Acd:
             return
         waiter.in_agi = True
         try:
+            if waiter.state == "transferring":
+                # An agent's blind transfer brought the caller back here (callcontrol).
+                waiter.state = "waiting"
+                self.waiting = self.waiting.added(waiter.contact)
+                self.dispatch()
             if waiter.state == "dialing":
                 await self._ring_outcome(waiter)
             if waiter.state == "returning":
@@ -752,10 +760,43 @@ class Acd:
         waiter.ring_over.clear()
         await asyncio.to_thread(self.calls.add_event, waiter.uniqueid, "ring", {"agent": waiter.agent}, self.clock())
 
+    def _agent_on(self, channel: str) -> str | None:
+        """The logged-in agent whose phone a channel (``PJSIP/1001-0000002a``) belongs to."""
+        ext = channel.removeprefix("PJSIP/").rsplit("-", 1)[0]
+        return next((a for a, e in self.extension.items() if e == ext), None)
+
+    def _adopt(self, agent_id: str, call: str, leg_uid: str, reason: str) -> None:
+        """Take over a call an agent is already talking on, which this process did not connect
+        (it was restarted, or the AMI link was down when the agent answered)."""
+        now = self.clock()
+        agent = self.agents[agent_id]
+        self.legs[agent_id] = AgentLeg(agent_id, call, next(iter(self.queues)), leg_uid)
+        self.connected_at.setdefault(agent_id, now)
+        self._last_call[agent_id] = call
+        if agent.state is AgentState.AVAILABLE:
+            self._set(agent_id, lambda a: sm.answered(sm.offer(a, now), now), reason, call)
+        log.info("call adopted", extra={"agent": agent_id, "uniqueid": call})
+        self._spawn(self._adopted(call, agent_id, now))
+
+    async def _adopted(self, call: str, agent_id: str, now: datetime) -> None:
+        # The answer may not have reached the database before a restart (a kept one stays).
+        try:
+            await asyncio.to_thread(self.calls.agent_answered, call, agent_id, now)
+            await asyncio.to_thread(self.calls.add_event, call, "adopted", {"agent": agent_id}, now)
+        except Exception:
+            log.exception("adopted call not stored", extra={"uniqueid": call})
+
     async def on_dial_ended(self, event: DialEnded) -> None:
         # Every change in memory comes before the first await: the caller's next FastAGI pass
         # (right after Dial returns) must find the outcome already applied.
         waiter = self.waiters.get(event.uniqueid)
+        if waiter is None and event.status == "ANSWER":
+            # A ring this process did not start (it began before a restart): the agent is on it.
+            agent_id = self._agent_on(event.dest_channel)
+            if agent_id is not None and agent_id not in self.legs and event.uniqueid not in self.waiters:
+                if self.agents[agent_id].state is AgentState.AVAILABLE:
+                    self._adopt(agent_id, event.uniqueid, event.dest_uniqueid, "answered a ring from before a restart")
+            return
         if waiter is None or waiter.agent is None:
             return
         agent_id, status, now, uid = waiter.agent, event.status, self.clock(), waiter.uniqueid
@@ -785,6 +826,12 @@ class Acd:
 
     async def on_hangup(self, event: ChannelHungUp) -> None:
         uid = event.uniqueid
+        if uid in self._recorded:
+            # A recorded leg: an agent's is closed with the agent's call below; others (a third
+            # party, an outside number a caller was transferred to) here.
+            self._recorded.discard(uid)
+            if not any(leg.uniqueid == uid for leg in self.legs.values()):
+                self._spawn(self._finish_recordings(uid))
         waiter = self.waiters.get(uid)
         if waiter is not None:
             await self._caller_gone(waiter)
@@ -824,18 +871,31 @@ class Acd:
         self._set(agent_id, lambda a: sm.call_ended(a, now, queue), "call ended", leg.call)
         self._spawn(self._finish_recordings(leg.uniqueid))
 
-    async def _finish_recordings(self, agent_leg: str) -> None:
-        """Close the recording of an agent's leg once MixMonitor has written its last bytes."""
+    async def _finish_recordings(self, leg: str) -> None:
+        """Close the recording of a leg once MixMonitor has written its last bytes."""
         for view in await asyncio.to_thread(self.recordings.open_recordings):
-            if not view.file.endswith(f"/{agent_leg}.wav"):
+            if not view.file.endswith(f"/{leg}.wav"):
                 continue
             await asyncio.sleep(1.0)  # MixMonitor closes the file from its own thread after the hang-up
             await asyncio.to_thread(self.recordings.finished, view.file, self.clock(), self.host_path(view.file))
+
+    async def _finish_orphan_recordings(self) -> None:
+        """After a resync: recordings still open whose channel is gone (it hung up while the
+        controller was away or the link was down) are closed."""
+        for view in await asyncio.to_thread(self.recordings.open_recordings):
+            leg = view.file.rsplit("/", 1)[-1].removesuffix(".wav")
+            if leg in self.view.channels or any(x.uniqueid == leg for x in self.legs.values()):
+                continue
+            try:
+                await asyncio.to_thread(self.recordings.finished, view.file, self.clock(), self.host_path(view.file))
+            except OSError as exc:  # left open; the next resync tries again
+                log.warning("recording not closed: %s", exc, extra={"file": view.file})
 
     async def on_user_event(self, event: UserEvent) -> None:
         if event.name == "HotlineCallbackResult":
             await self.callback_result(event)
         elif event.name == "HotlineRecording":
+            self._recorded.add(event.uniqueid)
             fields = event.fields
             call = fields.get("Call", "") or event.uniqueid
             await asyncio.to_thread(
@@ -869,18 +929,30 @@ class Acd:
         for waiter in list(self.waiters.values()):
             if waiter.uniqueid not in self.view.channels:
                 await self._caller_gone(waiter)
-        # Agents the database says are on a call with no leg known (a controller restart): find
-        # their channel by device, or end the call.
+        self._spawn(self._finish_orphan_recordings())
+        # Agents with no leg known (a controller restart): one the database says is on a call
+        # keeps it if their phone still has a channel, else the call ended meanwhile; one who is
+        # available but whose phone talks on a call the hotline placed (the answer came just
+        # before the restart, or while the controller was away) is on that call.
         for agent_id, agent in list(self.agents.items()):
-            if agent.state is AgentState.ON_CALL and agent_id not in self.legs:
-                ext = self.extension.get(agent_id, agent_id)
-                chan = next((c for c in self.view.channels.values() if c.channel.startswith(f"PJSIP/{ext}-")), None)
-                if chan is not None:
-                    self.legs[agent_id] = AgentLeg(agent_id, chan.linkedid, next(iter(self.queues)), chan.uniqueid)
-                else:
-                    now = self.clock()
-                    queue = next(iter(self.queues.values()))
-                    self._set(agent_id, partial(_call_ended, now=now, queue=queue), "call ended while away")
+            if agent_id in self.legs or agent.state not in (AgentState.ON_CALL, AgentState.AVAILABLE):
+                continue
+            ext = self.extension.get(agent_id, agent_id)
+            chan = next(
+                (
+                    c
+                    for c in self.view.channels.values()
+                    if c.channel.startswith(f"PJSIP/{ext}-")
+                    and (agent.state is AgentState.ON_CALL or c.linkedid != c.uniqueid)
+                ),
+                None,
+            )
+            if chan is not None:
+                self._adopt(agent_id, chan.linkedid, chan.uniqueid, "on a call found after a resync")
+            elif agent.state is AgentState.ON_CALL:
+                now = self.clock()
+                queue = next(iter(self.queues.values()))
+                self._set(agent_id, partial(_call_ended, now=now, queue=queue), "call ended while away")
         for agent_id, ext in self.extension.items():
             reachable = self.device_reachable(ext)
             if reachable != self.agents[agent_id].device_reachable:

@@ -34,7 +34,7 @@ MIN_DURATION_S = 0.2
 # A WAV has a handful of chunks before its data (fmt, maybe fact or LIST): more is not a WAV.
 _MAX_CHUNKS = 32
 
-RECORDING_LEGS = ("agent", "consult", "conference", "callback")
+RECORDING_LEGS = ("agent", "consult", "conference", "callback", "transfer")
 RECORDING_STATUSES = ("recording", "done", "empty", "missing")
 
 

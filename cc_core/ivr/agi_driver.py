@@ -212,6 +212,7 @@ class AgiDriver:
                 await self.session.set_variable("HOTLINE_QUEUE", step.queue)
                 await self.session.set_variable("HOTLINE_SKILL", step.skill or "")
                 await self.session.set_variable("HOTLINE_PRIORITY", str(step.priority))
+                await self.session.set_variable("HOTLINE_REQUESTED_AGENT", step.requested_agent or "")
                 await self.session.set_variable("HOTLINE_NEXT", "queue")
             case ToNumber():
                 await self.session.set_variable("HOTLINE_TRANSFER", step.number)

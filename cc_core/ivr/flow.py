@@ -132,6 +132,9 @@ class Queue(Node):
     queue: str = ""
     skill: str | None = None
     priority: int = 0
+    # The name of a collected value holding the agent the caller asked for (their work number):
+    # that agent gets the call if free, or the caller waits for them a while (T9).
+    agent_from: str | None = None
 
     @property
     def terminal(self) -> bool:

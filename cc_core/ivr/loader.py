@@ -626,7 +626,12 @@ _SPECS: dict[str, _Spec] = {
         "holiday": (_TARGET, False),
         "emergency": (_TARGET, False),
     },
-    "queue": {"queue": (_TEXT, True), "skill": (_TEXT, False), "priority": (_INTEGER, False)},
+    "queue": {
+        "queue": (_TEXT, True),
+        "skill": (_TEXT, False),
+        "priority": (_INTEGER, False),
+        "agent_from": (_TEXT, False),
+    },
     "voicemail": {"prompt": (_PROMPT, True), "max_seconds": (_INTEGER, False), "next": (_TARGET, True)},
     "survey": {"prompt": (_PROMPT, False), "next": (_TARGET, True)},
     "transfer": {"number": (_KEY, True)},

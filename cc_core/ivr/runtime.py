@@ -121,6 +121,7 @@ class ToQueue:
     queue: str
     skill: str | None
     priority: int
+    requested_agent: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,7 +222,8 @@ def run(
                 yield Visit(flow.name, node.name, "decided", {"state": state})
                 node_name = target
             case Queue():
-                yield ToQueue(node.queue, node.skill, node.priority)
+                requested = context.values.get(node.agent_from) if node.agent_from else None
+                yield ToQueue(node.queue, node.skill, node.priority, requested or None)
                 return
             case Voicemail():
                 yield RecordMessage(node.prompt, node.max_seconds)

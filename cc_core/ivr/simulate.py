@@ -121,9 +121,13 @@ def simulate(
             case RecordMessage(prompt=prompt, max_seconds=most):
                 out.lines.append(f"   播放: {_say(prompt)}  [嘀] 录音留言 (最长 {most}s)")
                 answer = 0
-            case ToQueue(queue=queue, skill=skill, priority=priority):
-                out.outcome = f"queue {queue} (skill {skill or '-'}, priority {priority})"
-                out.lines.append(f"   ⇒ 转人工队列 {queue}，技能 {skill or '-'}，优先级 {priority}")
+            case ToQueue(queue=queue, skill=skill, priority=priority, requested_agent=requested):
+                wanted = f", agent {requested}" if requested else ""
+                out.outcome = f"queue {queue} (skill {skill or '-'}, priority {priority}{wanted})"
+                out.lines.append(
+                    f"   ⇒ 转人工队列 {queue}，技能 {skill or '-'}，优先级 {priority}"
+                    + (f"，指定坐席 {requested}" if requested else "")
+                )
                 return out
             case ToNumber(number=number):
                 out.outcome = f"transfer {number}"

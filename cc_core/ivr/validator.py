@@ -308,7 +308,8 @@ class _Checker:
                     enter(successor)
 
     def check_stores(self) -> None:
-        """Values an http node sends must have been collected by some collect node of the flow."""
+        """Values an http node sends, and the agent a queue node reads, must have been collected by
+        some collect node of the flow."""
         stored = {node.store for node in self.flow.nodes.values() if isinstance(node, Collect) and node.store}
         for node in self.flow.nodes.values():
             if isinstance(node, Http):
@@ -316,6 +317,11 @@ class _Checker:
                 for param, value in node.send.items():
                     if value not in stored:
                         self.add(join_path(send, param), f"value '{value}' is never collected{suggest(value, stored)}")
+            if isinstance(node, Queue) and node.agent_from and node.agent_from not in stored:
+                self.add(
+                    join_path(kind_path(node), "agent_from"),
+                    f"value '{node.agent_from}' is never collected{suggest(node.agent_from, stored)}",
+                )
 
     # --- one node at a time ---
 

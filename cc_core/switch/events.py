@@ -128,6 +128,24 @@ class DialEnded(SwitchEvent):
 
 
 @dataclass(frozen=True, slots=True)
+class ConferenceJoined(SwitchEvent):
+    """A channel entered a conference room (``ConfbridgeJoin``): holds, consultations, three-way."""
+
+    conference: str
+    uniqueid: str
+    channel: str
+
+
+@dataclass(frozen=True, slots=True)
+class ConferenceLeft(SwitchEvent):
+    """A channel left a conference room (``ConfbridgeLeave``)."""
+
+    conference: str
+    uniqueid: str
+    channel: str
+
+
+@dataclass(frozen=True, slots=True)
 class UserEvent(SwitchEvent):
     """A ``UserEvent`` raised by the dialplan (e.g. the safety net announcing itself)."""
 
@@ -227,6 +245,14 @@ def _dial_end(h: Mapping[str, str]) -> SwitchEvent:
     )
 
 
+def _conf_join(h: Mapping[str, str]) -> SwitchEvent:
+    return ConferenceJoined(h.get("Conference", ""), h.get("Uniqueid", ""), h.get("Channel", ""))
+
+
+def _conf_leave(h: Mapping[str, str]) -> SwitchEvent:
+    return ConferenceLeft(h.get("Conference", ""), h.get("Uniqueid", ""), h.get("Channel", ""))
+
+
 _USER_EVENT_SKIP = frozenset({"Event", "UserEvent", "Privilege", "Uniqueid"})
 
 
@@ -249,6 +275,8 @@ TRANSLATORS: dict[str, Callable[[Mapping[str, str]], SwitchEvent]] = {
     "UserEvent": _user_event,
     "DialBegin": _dial_begin,
     "DialEnd": _dial_end,
+    "ConfbridgeJoin": _conf_join,
+    "ConfbridgeLeave": _conf_leave,
 }
 
 

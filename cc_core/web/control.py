@@ -1,4 +1,5 @@
-"""The controller's command endpoint on loopback: agents' log-in, pause, wrap-up (issue 4 item 1, T4).
+"""The controller's command endpoint on loopback: agents' log-in, pause, wrap-up, and control of
+the call they are on (issue 4 items 1 and 6; T3, T4).
 
 ``hotline agent …`` talks to it; the web workstation (issue 6) will call the same
 :class:`~cc_core.acd.service.Acd` methods behind personal logins. Until then every request carries
@@ -16,11 +17,13 @@ from typing import Any
 
 from aiohttp import web
 
+from cc_core.acd.callcontrol import CallControl
 from cc_core.acd.model import Agent
 from cc_core.acd.service import Acd, AgentError
 
 TOKEN_KEY = web.AppKey("control_token", str)
 ACD_KEY = web.AppKey("acd", Acd)
+CALLS_KEY = web.AppKey("call_control", CallControl)
 MAX_BODY = 16 * 1024
 
 
@@ -119,15 +122,52 @@ async def agent_action(request: web.Request) -> web.Response:
     return web.json_response({"ok": True, "agent": _agent_json(agent, acd)})
 
 
+async def call_action(request: web.Request) -> web.Response:
+    """Call control on the agent's current call (T3): hold, transfers, consultation, three-way."""
+    control = request.app[CALLS_KEY]
+    agent_id = request.match_info["agent"]
+    action = request.match_info["action"]
+    data = await _body(request)
+    try:
+        match action:
+            case "hold":
+                call = await control.hold(agent_id)
+            case "unhold":
+                call = await control.take_back(agent_id)
+            case "transfer":
+                call = await control.transfer(agent_id, _text(data, "to") or "")
+            case "consult":
+                call = await control.consult(agent_id, _text(data, "to") or "")
+            case "consult-cancel":
+                call = await control.cancel_consult(agent_id)
+            case "hand-over":
+                call = await control.hand_over(agent_id)
+            case "conference":
+                call = await control.conference(agent_id)
+            case "drop-third":
+                call = await control.drop_third(agent_id)
+            case "leave":
+                call = await control.leave(agent_id)
+            case _:
+                raise web.HTTPNotFound(
+                    text=json.dumps({"error": f"unknown call action {action}"}), content_type="application/json"
+                )
+    except AgentError as exc:
+        return web.json_response({"error": str(exc)}, status=409)
+    return web.json_response({"ok": True, "call": call})
+
+
 async def acd_status(request: web.Request) -> web.Response:
     return web.json_response(request.app[ACD_KEY].snapshot())
 
 
-def make_control_app(acd: Acd, token: str) -> web.Application:
+def make_control_app(acd: Acd, calls: CallControl, token: str) -> web.Application:
     """The sub-application mounted at ``/api/control`` on the controller's web port."""
     app = web.Application(middlewares=[_auth], client_max_size=MAX_BODY)
     app[TOKEN_KEY] = token
     app[ACD_KEY] = acd
+    app[CALLS_KEY] = calls
+    app.router.add_post("/agents/{agent}/call/{action}", call_action)
     app.router.add_post("/agents/{agent}/{action}", agent_action)
     app.router.add_get("/acd", acd_status)
     return app

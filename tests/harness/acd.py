@@ -9,11 +9,15 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from cc_core.calls.callbacks import CallbackStore
+from cc_core.calls.recordings import RecordingStore
+from cc_core.calls.store import CallView
 from cc_core.cli import control_request
 from cc_core.db.session import make_engine, make_sessionmaker
 from cc_core.errors import HotlineError
 from tests.harness.ami import AmiPeer, Event
+from tests.harness.calls import call_store, wait_until
 from tests.harness.hotline import AGENTS, Hotline
+from tests.harness.world import World, WorldCall
 
 
 def control(hotline: Hotline, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -114,3 +118,39 @@ def answered(cc_ami: AmiPeer, caller_uid: str, since: int, timeout: float = 20.0
 def _agent_of(event: Event) -> str:
     # DestChannel: PJSIP/1002-0000001a
     return event.get("DestChannel", "").removeprefix("PJSIP/").split("-")[0]
+
+
+def place(world: World, cc_ami: AmiPeer, number: str, caller: str) -> tuple[WorldCall, str, int]:
+    """A citizen calls ``number``; return the call, the hotline's uniqueid of it, and a mark."""
+    since = cc_ami.mark()
+    call = world.call_hotline(number=number, caller=caller)
+    created = cc_ami.wait_for(
+        lambda e: e.get("Event") == "Newchannel" and e.get("CallerIDNum") == caller and e.get("Exten") == number,
+        since=since,
+        what=f"the hotline's channel for {caller}",
+    )
+    return call, created["Uniqueid"], since
+
+
+def record(hotline: Hotline, uid: str, check: str, timeout: float = 20.0) -> CallView:
+    store = call_store(hotline)
+
+    def reached() -> CallView | None:
+        view = store.get(uid)
+        if view is None:
+            return None
+        ok = {
+            "queued": view.queued_at is not None,
+            "connected": view.connected_at is not None,
+            "survey": view.survey_score is not None,
+            "ended": view.ended_at is not None,
+            "wrapup": view.wrapup_ended_at is not None,
+        }[check]
+        return view if ok else None
+
+    return wait_until(reached, timeout, f"call {uid} {check}")  # type: ignore[return-value]
+
+
+def stores(hotline: Hotline) -> tuple[RecordingStore, CallbackStore]:
+    sessions = make_sessionmaker(make_engine(hotline.settings.database_url))
+    return RecordingStore(sessions), CallbackStore(sessions)

@@ -7,6 +7,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -226,6 +228,40 @@ class Hotline:
                 return last
             time.sleep(0.1)
         raise AssertionError(f"controller not ok in {timeout} s: {last}\n{self.controller_tail()}")
+
+    @contextmanager
+    def ami_link_down(self, timeout: float = 20.0) -> Iterator[None]:
+        """Drop every AMI connection and keep the switch refusing logins until the block ends:
+        the AMI user's secret is changed in the switch's manager.conf and reloaded, then each
+        session is kicked (``manager kick session``). On exit the secret is put back and the
+        controller's link reconnects by itself; this waits until its health says ok."""
+        conf = self.instance.host_path(f"{self.instance.inside}/etc/manager.conf")
+        original = conf.read_text(encoding="utf-8")
+        secret = self.secrets.ami_secret
+        assert f"secret = {secret}" in original
+        conf.write_text(original.replace(f"secret = {secret}", "secret = locked-out-by-test"), encoding="utf-8")
+        try:
+            self.switch.cli("manager reload")
+            listing = self.switch.cli("manager show connected")
+            for line in listing.splitlines():
+                fields = line.split()
+                if len(fields) >= 5 and fields[0] == self.secrets.ami_user and fields[4].isdigit():
+                    self.switch.cli(f"manager kick session {fields[4]}")
+            deadline = time.monotonic() + timeout
+            from cc_core.cli import fetch_health
+
+            while True:
+                health = fetch_health(self.settings, timeout=1.0)
+                if health is not None and not health["ami"]["connected"]:  # type: ignore[index]
+                    break
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"the controller's AMI link did not drop: {health}")
+                time.sleep(0.05)
+            yield
+        finally:
+            conf.write_text(original, encoding="utf-8")
+            self.switch.cli("manager reload")
+        self.wait_controller_ok(timeout)
 
     def controller_tail(self, lines: int = 40) -> str:
         try:

@@ -181,3 +181,9 @@ class Phone:
     def hangs_up_after(self, seconds: float) -> Phone:
         self._put("hangup_after", f"{seconds:g}")
         return self
+
+    def records(self, inside: str) -> Phone:
+        """Record what the phone hears from the hotline into ``inside`` (a path in the chroot;
+        an empty string stops recording)."""
+        self._put("record", inside)
+        return self

@@ -8,86 +8,36 @@ own caller numbers (the call history steers returning callers), and waits on the
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import signal
+import time
 from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
 from pydub import AudioSegment
 
-from cc_core.calls.callbacks import CallbackStore
-from cc_core.calls.recordings import RecordingStore
-from cc_core.calls.store import CallView
-from cc_core.db.session import make_engine, make_sessionmaker
 from cc_core.errors import HotlineError
 from tests.harness.acd import (
     agent,
     agent_state,
-    all_offline,
     answered,
-    cancel_callbacks,
     dial_end,
     login,
+    place,
+    record,
     rung,
     status,
+    stores,
     wait_agent,
 )
 from tests.harness.ami import AmiPeer, match
 from tests.harness.calls import _agi_start, call_store, wait_until
 from tests.harness.hotline import VIP_CALLER, Hotline
-from tests.harness.world import World, WorldCall
+from tests.harness.world import World
 
 pytestmark = pytest.mark.switch
 
 IDLE, RR, OCC, SKILL, WRAP, VIP, RET = "12340", "12341", "12342", "12343", "12344", "12345", "12346"
-
-
-@pytest.fixture
-def acd(controller: Hotline, world: World) -> Iterator[Hotline]:
-    """The controller with every agent logged out, no callback pending, every phone answering."""
-    cancel_callbacks(controller)
-    all_offline(controller)
-    for phone in ("1001", "1002", "1003"):
-        world.phone(phone).answers_after(0.5).plays("").hangs_up_after(0)
-    yield controller
-    cancel_callbacks(controller)
-    all_offline(controller)
-
-
-def place(world: World, cc_ami: AmiPeer, number: str, caller: str) -> tuple[WorldCall, str, int]:
-    """A citizen calls ``number``; return the call, the hotline's uniqueid of it, and a mark."""
-    since = cc_ami.mark()
-    call = world.call_hotline(number=number, caller=caller)
-    created = cc_ami.wait_for(
-        lambda e: e.get("Event") == "Newchannel" and e.get("CallerIDNum") == caller and e.get("Exten") == number,
-        since=since,
-        what=f"the hotline's channel for {caller}",
-    )
-    return call, created["Uniqueid"], since
-
-
-def record(hotline: Hotline, uid: str, check: str, timeout: float = 20.0) -> CallView:
-    store = call_store(hotline)
-
-    def reached() -> CallView | None:
-        view = store.get(uid)
-        if view is None:
-            return None
-        ok = {
-            "queued": view.queued_at is not None,
-            "connected": view.connected_at is not None,
-            "survey": view.survey_score is not None,
-            "ended": view.ended_at is not None,
-            "wrapup": view.wrapup_ended_at is not None,
-        }[check]
-        return view if ok else None
-
-    return wait_until(reached, timeout, f"call {uid} {check}")  # type: ignore[return-value]
-
-
-def stores(hotline: Hotline) -> tuple[RecordingStore, CallbackStore]:
-    sessions = make_sessionmaker(make_engine(hotline.settings.database_url))
-    return RecordingStore(sessions), CallbackStore(sessions)
 
 
 # ---- strategies ------------------------------------------------------------------------------
@@ -399,3 +349,77 @@ def test_control_endpoint_needs_the_token(acd: Hotline) -> None:
         urllib.request.urlopen(request, timeout=5)
     assert caught.value.code == 401
     assert agent_state(acd, "1001")["state"] == "offline"
+
+
+# ---- the controller's links failing mid-call (item 11) ---------------------------------------------
+
+
+def phone_channel(world: World, phone: str, since: int) -> str:
+    """The world's channel of an agent's phone that answered (from its PhoneAnswered event)."""
+    assert world.ami is not None
+    answered_event = world.ami.wait_for(
+        match(Event="UserEvent", UserEvent="PhoneAnswered", Phone=phone), since=since, what=f"phone {phone} answered"
+    )
+    return answered_event["Channel"]
+
+
+def test_ami_link_drop_mid_call_calls_carry_on_and_the_controller_resyncs(
+    acd: Hotline, world: World, cc_ami: AmiPeer
+) -> None:
+    """While the AMI link is down the talking caller stays connected and the waiting caller keeps
+    waiting (FastAGI still works); the agent's hang-up during the outage is found by the resync,
+    which frees the agent for the waiting caller."""
+    assert world.ami is not None
+    world.phone("1001").answers_after(0.5).plays("").hangs_up_after(300)
+    login(acd, "1001")
+    world_mark = world.ami.mark()
+    talking, talking_uid, since = place(world, cc_ami, IDLE, "13800001901")
+    mark, chosen = rung(cc_ami, talking_uid, since)
+    assert chosen == "1001"
+    answered(cc_ami, talking_uid, mark)
+    waiting, waiting_uid, _ = place(world, cc_ami, IDLE, "13800001902")
+    record(acd, waiting_uid, "queued")
+    phone = phone_channel(world, "1001", world_mark)
+    store = call_store(acd)
+    with acd.ami_link_down():
+        world.ami.action({"Action": "Hangup", "Channel": phone})  # the agent hangs up meanwhile
+        assert agent_state(acd, "1001")["state"] == "on_call"  # the controller cannot know yet
+        # The caller carries on to the survey, which runs over FastAGI: their rating is stored
+        # while the AMI link is still down (pressed until the question has started).
+        deadline = time.monotonic() + 30
+        while (view := store.get(talking_uid)) is None or view.survey_score is None:
+            assert time.monotonic() < deadline, "the survey was not answered during the outage"
+            talking.press("3")
+            time.sleep(0.5)
+        assert view.survey_agent_id == "1001"
+        assert waiting_uid in {w["uniqueid"] for w in status(acd)["waiting"]}
+    # Back: the resync finds the agent's leg gone; the agent is free and the waiting caller gets them.
+    assert record(acd, waiting_uid, "connected", timeout=30).agent_id == "1001"
+    assert any(kind == "agent_left" for _at, kind, _detail in record(acd, talking_uid, "connected").events)
+    talking.hang_up()
+    waiting.hang_up()
+
+
+def test_controller_restart_keeps_agents_and_calls(acd: Hotline, world: World, cc_ami: AmiPeer) -> None:
+    """A controller killed (-9) with an agent on a call comes back with the agent still on that
+    call (restored from the database, the channel found again); when the call ends, wrap-up
+    follows as usual."""
+    world.phone("1002").answers_after(0.5).plays("").hangs_up_after(300)
+    login(acd, "1002", "1003")
+    agent(acd, "1003", "pause", reason="培训")
+    call, uid, since = place(world, cc_ami, IDLE, "13800001903")
+    mark, ring = cc_ami.wait_for_at(
+        lambda e: e.get("Event") == "DialBegin" and e.get("Uniqueid") == uid, since=since, what="the agent rung"
+    )
+    answered(cc_ami, uid, mark)
+    wait_agent(acd, "1002", "on_call")
+    acd.stop_controller(signal.SIGKILL)
+    acd.start_controller()
+    acd.wait_controller_ok()
+    assert agent_state(acd, "1002")["state"] == "on_call"
+    paused = agent_state(acd, "1003")
+    assert paused["state"] == "paused" and paused["pause_reason"] == "培训"
+    cc_ami.action({"Action": "Hangup", "Channel": ring["DestChannel"]})  # the agent hangs up
+    wait_agent(acd, "1002", "available")  # no wrap-up in this queue
+    assert any(kind == "agent_left" for _at, kind, _detail in record(acd, uid, "connected").events)
+    call.hang_up()

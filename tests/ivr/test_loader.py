@@ -465,3 +465,28 @@ def test_load_flows_checks_calendars_and_prompt_files(tmp_path: Path) -> None:
 def test_load_flows_missing_folder(tmp_path: Path) -> None:
     flows, problems = load_flows(tmp_path / "nowhere")
     assert flows == {} and len(problems) == 1 and "does not exist" in problems[0].message
+
+
+def test_queue_node_reads_the_requested_agent_from_a_collected_value(tmp_path: Path) -> None:
+    """T9: a caller keys in an agent's work number; the queue step carries it to the router."""
+    from datetime import UTC, datetime
+
+    from cc_core.ivr.simulate import simulate
+
+    source = tmp_path / "ask_agent.yaml"
+    source.write_text(
+        "flow: ask_agent\nstart: agent_no\nnodes:\n"
+        "  agent_no:\n"
+        '    collect: {prompt: "请输入坐席工号，按井号键结束。", check: digits, store: agent_no,'
+        " max_length: 6, next: agent, on_fail: agent}\n"
+        "  agent:\n    queue: {queue: general, agent_from: agent_no}\n",
+        encoding="utf-8",
+    )
+    flow = load_flow(source)
+    node = flow.nodes["agent"]
+    assert isinstance(node, Queue) and node.agent_from == "agent_no"
+    at = datetime(2026, 10, 8, 2, 0, tzinfo=UTC)
+    asked = simulate({"ask_agent": flow}, "ask_agent", ["1002"], {}, at)
+    assert asked.outcome == "queue general (skill -, priority 0, agent 1002)"
+    skipped = simulate({"ask_agent": flow}, "ask_agent", ["t", "t", "t"], {}, at)
+    assert skipped.outcome == "queue general (skill -, priority 0)"

@@ -69,6 +69,9 @@ CASES: dict[str, list[tuple[int, str, str]]] = {
     ],
     "bad_method": [(9, "nodes.query.http.method", "method must be GET or POST, not 'PUT'")],
     "bad_url": [(8, "nodes.query.http.url", "url must start with http:// or https://, not 'ftp://127.0.0.1/pension'")],
+    "agent_never_collected": [
+        (7, "nodes.agent.queue.agent_from", "value 'agent_nr' is never collected (did you mean 'agent_no'?)")
+    ],
     "never_collected": [
         (9, "nodes.query.http.send.id", "value 'id_numbr' is never collected (did you mean 'id_number'?)")
     ],

@@ -25,7 +25,11 @@ from cc_core.switch.events import (
     ChannelCreated,
     ChannelHungUp,
     ChannelStateChanged,
+    ConferenceJoined,
+    ConferenceLeft,
     DeviceStateChanged,
+    DialEnded,
+    DialStarted,
     DtmfReceived,
     QueueCallerJoined,
     QueueCallerLeft,
@@ -359,6 +363,29 @@ def test_explicit_as_list_wins() -> None:
             UserEvent("HotlineFallback", UID, {"Caller": "13800138000", "Reason": "FAILURE"}),
         ),
         ({"Event": "Newstate", "Uniqueid": UID, "ChannelState": "?"}, ChannelStateChanged(UID, "", 0, "")),
+        (
+            {
+                "Event": "DialBegin",
+                "Uniqueid": UID,
+                "DestUniqueid": "1700000000.43",
+                "DestChannel": "PJSIP/1001-00000002",
+                "DialString": "1001",
+            },
+            DialStarted(UID, "1700000000.43", "PJSIP/1001-00000002", "1001"),
+        ),
+        (
+            {"Event": "DialEnd", "Uniqueid": UID, "DestUniqueid": "1.2", "DestChannel": "PJSIP/1001-2"},
+            DialEnded(UID, "1.2", "PJSIP/1001-2", ""),
+        ),
+        (
+            {"Event": "DialEnd", "Uniqueid": UID, "DestUniqueid": "1.2", "DestChannel": "c", "DialStatus": "NOANSWER"},
+            DialEnded(UID, "1.2", "c", "NOANSWER"),
+        ),
+        (
+            {"Event": "ConfbridgeJoin", "Conference": UID, "Uniqueid": "1.3", "Channel": "PJSIP/1002-3"},
+            ConferenceJoined(UID, "1.3", "PJSIP/1002-3"),
+        ),
+        ({"Event": "ConfbridgeLeave", "Conference": UID, "Uniqueid": "1.3"}, ConferenceLeft(UID, "1.3", "")),
     ],
 )
 def test_from_ami_translates(headers: dict[str, str], expected: SwitchEvent) -> None:
@@ -395,6 +422,10 @@ def test_every_translator_is_covered_here() -> None:
         "QueueCallerLeave",
         "QueueCallerAbandon",
         "UserEvent",
+        "DialBegin",
+        "DialEnd",
+        "ConfbridgeJoin",
+        "ConfbridgeLeave",
     }
 
 

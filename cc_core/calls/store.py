@@ -17,7 +17,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, SQLColumnExpression, case, func, literal, or_, select, update
+from sqlalchemy import ColumnElement, SQLColumnExpression, bindparam, case, func, insert, literal, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
@@ -189,18 +189,56 @@ def _rate(part: int, whole: int) -> float:
     return 1.0 if whole == 0 else min(1.0, part / whole)
 
 
+# Built once: SQLAlchemy computes a statement's cache key on every execution of a new statement
+# object, which costs more than the INSERT itself; the values come as parameters.
+_INSERT_EVENT = insert(CallEvent)
+_CALL_ID = select(Call.id).where(Call.uniqueid == bindparam("uniqueid"))
+# How many calls' ids are kept in memory for appending events without a lookup.
+_ID_CACHE_SIZE = 20_000
+
+
 class CallStore:
     """Reads and writes calls through a sessionmaker (see :func:`cc_core.db.session.make_sessionmaker`)."""
 
     def __init__(self, sessions: sessionmaker[Session]) -> None:
         self._sessions = sessions
+        self._ids: dict[str, int] = {}
+
+    def _known_id(self, session: Session, uniqueid: str) -> int | None:
+        """The call's row id, remembered once found (appending to a call needs no lookup)."""
+        call_id = self._ids.get(uniqueid)
+        if call_id is None:
+            call_id = session.scalar(_CALL_ID, {"uniqueid": uniqueid})
+            if call_id is not None:
+                if len(self._ids) >= _ID_CACHE_SIZE:
+                    self._ids.clear()
+                self._ids[uniqueid] = call_id
+        return call_id
+
+    def _append(self, uniqueid: str, at: datetime, kind: str, detail: Mapping[str, Any]) -> bool:
+        """Append one event to a known call; False if the call is unknown. A remembered id whose
+        row was deleted meanwhile fails the foreign key: forgotten, and looked up again."""
+        for _attempt in range(2):
+            try:
+                with self._sessions() as session, session.begin():
+                    call_id = self._known_id(session, uniqueid)
+                    if call_id is None:
+                        return False
+                    self._add_event(session, call_id, at, kind, detail)
+                    return True
+            except IntegrityError:
+                if self._ids.pop(uniqueid, None) is None:
+                    raise
+        return False
 
     # Separate so tests can widen the gap between "not there" and the insert.
     def _find_id(self, session: Session, uniqueid: str) -> int | None:
         return session.scalar(select(Call.id).where(Call.uniqueid == uniqueid))
 
     def _add_event(self, session: Session, call_id: int, at: datetime, kind: str, detail: Mapping[str, Any]) -> None:
-        session.add(CallEvent(call_id=call_id, at=at, kind=kind, detail=dict(detail)))
+        # A Core INSERT, not session.add(): the ORM's unit of work costs several times more CPU
+        # per event, and events are the most frequent write of a busy day (docs/PERFORMANCE.md).
+        session.execute(_INSERT_EVENT, {"call_id": call_id, "at": at, "kind": kind, "detail": dict(detail)})
 
     def _write_once(
         self,
@@ -362,12 +400,7 @@ class CallStore:
         _aware(at)
         step: dict[str, Any] = _clean(dict(detail or {}))
         step.update(flow=_text(flow, _FLOW_LEN), node=_text(node, _FLOW_LEN), node_kind=_text(kind, _FLOW_LEN))
-        with self._sessions() as session, session.begin():
-            call_id = self._find_id(session, uniqueid)
-            if call_id is None:
-                return False
-            self._add_event(session, call_id, at, "ivr", step)
-            return True
+        return self._append(uniqueid, at, "ivr", step)
 
     def set_survey(self, uniqueid: str, score: int, at: datetime, agent_id: str | None = None) -> bool:
         """Record the caller's satisfaction score, 1 (非常满意) to 5 (非常不满意), about ``agent_id``.
@@ -453,12 +486,7 @@ class CallStore:
         if not kind:
             raise ValueError("an event needs a kind, got an empty string")
         cleaned: dict[str, Any] = _clean(dict(detail))
-        with self._sessions() as session, session.begin():
-            call_id = self._find_id(session, uniqueid)
-            if call_id is None:
-                return False
-            self._add_event(session, call_id, at, kind, cleaned)
-            return True
+        return self._append(uniqueid, at, kind, cleaned)
 
     def queue_entered(self, uniqueid: str, queue: str, skill: str | None, priority: int, at: datetime) -> bool:
         """The call entered ``queue`` asking for ``skill`` (None: any agent of the queue) at ``priority``.

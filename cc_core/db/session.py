@@ -81,6 +81,11 @@ def _on_sqlite_connect(dbapi_connection: sqlite3.Connection, _record: Any) -> No
     cursor = dbapi_connection.cursor()
     try:
         cursor.execute("PRAGMA journal_mode=WAL")
+        # In WAL mode NORMAL syncs at checkpoints, not on every commit: the file stays
+        # consistent and a crash of the process loses nothing; a power cut may lose the last
+        # commits. The fsync per commit was most of the controller's CPU under load
+        # (docs/PERFORMANCE.md); production runs PostgreSQL.
+        cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     finally:

@@ -56,6 +56,20 @@ ACD_NUMBERS = {
 }
 
 
+# A caller who asks for an agent by work number (T9): keyed in, then the idle queue.
+REQUEST_NUMBER = "12347"
+REQUEST_FLOW = """flow: acd_req
+title: 指定坐席测试
+start: agent_no
+nodes:
+  agent_no:
+    collect: {prompt: "请输入坐席工号，按井号键结束。", check: digits, store: agent_no, max_length: 6,
+              next: to_queue, on_fail: to_queue}
+  to_queue:
+    queue: {queue: idle, agent_from: agent_no}
+"""
+
+
 def acd_flow(number: str) -> str:
     queue, skill = ACD_NUMBERS[number]
     skill_part = f", skill: {skill}" if skill else ""
@@ -81,6 +95,7 @@ def prepare_flows(dest: Path, selfservice_url: str) -> Path:
     (dest / "transfer_test.yaml").write_text(TRANSFER_FLOW, encoding="utf-8")
     for number, (queue, _skill) in ACD_NUMBERS.items():
         (dest / f"acd_{queue}.yaml").write_text(acd_flow(number), encoding="utf-8")
+    (dest / "acd_req.yaml").write_text(REQUEST_FLOW, encoding="utf-8")
     write_calendar(dest)
     return dest
 

@@ -17,7 +17,7 @@ from cc_core.settings import Settings, load_settings
 from cc_core.switch.config import render_hotline
 from cc_core.switch.instance import Instance
 from cc_core.switch.process import Ports, Switch
-from tests.harness.flows import ACD_NUMBERS
+from tests.harness.flows import ACD_NUMBERS, REQUEST_NUMBER
 from tests.harness.ports import CC_RTP, free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -71,6 +71,7 @@ def write_settings(
         f'[[numbers]]\nnumber = "{number}"\nname = "排队测试"\nflow = "acd_{queue}"\n'
         for number, (queue, _skill) in ACD_NUMBERS.items()
     )
+    acd_numbers += f'\n[[numbers]]\nnumber = "{REQUEST_NUMBER}"\nname = "指定坐席"\nflow = "acd_req"\n'
     if not flows_dir:
         acd_numbers = ""
     text = f"""

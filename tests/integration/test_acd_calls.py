@@ -31,7 +31,8 @@ from tests.harness.acd import (
     wait_agent,
 )
 from tests.harness.ami import AmiPeer, match
-from tests.harness.calls import _agi_start, call_store, wait_until
+from tests.harness.calls import _agi_start, answer_collect, call_store, wait_until
+from tests.harness.flows import REQUEST_NUMBER
 from tests.harness.hotline import VIP_CALLER, Hotline
 from tests.harness.world import World
 
@@ -163,6 +164,27 @@ def test_returning_caller_gets_the_same_agent(acd: Hotline, world: World, cc_ami
     assert waited >= 19, f"the caller was not held for the returning agent ({waited:.1f} s)"
     answered(cc_ami, uid3, mark)
     third.hang_up()
+
+
+def test_caller_asking_for_a_busy_agent_waits_for_them(acd: Hotline, world: World, cc_ami: AmiPeer) -> None:
+    """T9: the caller keys in agent 1002's work number; 1002 is on a call and 1001 is free, yet the
+    call waits for 1002 (within the queue's requested_wait) and goes to 1002 once free."""
+    world.phone("1002").answers_after(0.5).plays("").hangs_up_after(300)
+    login(acd, "1002", "1001")
+    first, first_uid, since = place(world, cc_ami, IDLE, "13800001951")
+    mark, chosen = rung(cc_ami, first_uid, since)
+    assert chosen == "1002"
+    answered(cc_ami, first_uid, mark)
+    call, uid, since = place(world, cc_ami, REQUEST_NUMBER, "13800001952")
+    answer_collect(cc_ami, call, uid, "1002#", since)
+    record(acd, uid, "queued")
+    assert agent_state(acd, "1001")["state"] == "available"
+    [waiting] = [w for w in status(acd)["waiting"] if w["uniqueid"] == uid]
+    assert waiting["state"] == "waiting" and waiting["agent"] is None
+    first.hang_up()  # 1002 is free again
+    _mark, chosen = rung(cc_ami, uid, since)  # the first ring of this caller, whoever it was
+    assert chosen == "1002"
+    call.hang_up()
 
 
 # ---- wrap-up, no answer, the caller leaving -------------------------------------------------------

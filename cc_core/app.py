@@ -14,6 +14,7 @@ import os
 import signal
 import time
 from collections.abc import Generator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -247,6 +248,13 @@ class Controller:
     async def start(self) -> None:
         """Bind FastAGI and the web port, and start the AMI link (which retries by itself)."""
         ctl = self.settings.controller
+        # Database work runs in worker threads (asyncio.to_thread). SQLite takes one writer at a
+        # time: more threads only wait on its lock and on the GIL, which cost the controller a
+        # third of its CPU under load (docs/PERFORMANCE.md). PostgreSQL writes in parallel.
+        workers = 2 if self.settings.database_url.startswith("sqlite") else 8
+        asyncio.get_running_loop().set_default_executor(
+            ThreadPoolExecutor(max_workers=workers, thread_name_prefix="hotline-db")
+        )
         # Flows (and their prompts) are ready before the first call can arrive.
         await asyncio.to_thread(self.registry.reload)
         await self.entry.start()

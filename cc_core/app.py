@@ -15,9 +15,11 @@ import signal
 import time
 from collections.abc import Generator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -28,6 +30,18 @@ from cc_core.acd.config import agents_offline, queue_configs
 from cc_core.acd.model import AgentState
 from cc_core.acd.service import Acd
 from cc_core.acd.store import AgentStore
+from cc_core.archive import (
+    ArchiveBusy,
+    ArchiveConfig,
+    archive_recordings,
+    archive_summary,
+    backup_archive,
+    last_run,
+    last_verify,
+    purge_expired,
+    verify_archive,
+)
+from cc_core.auth.store import AuditLog, SessionStore, UserStore
 from cc_core.bus import EventBus
 from cc_core.calls.callbacks import CallbackStore
 from cc_core.calls.lifecycle import CallLifecycle
@@ -51,7 +65,13 @@ from cc_core.switch.process import read_pid
 from cc_core.switch.view import SwitchView
 from cc_core.web.control import make_control_app
 from cc_core.web.health import make_app
+from cc_core.web.recordings import ReplayContext, add_recording_routes
+from cc_core.web.security import AUTH_KEY, WebAuth, add_auth_routes, session_middleware
 
+BEIJING = ZoneInfo("Asia/Shanghai")
+# Web logins: closed after 30 minutes without a request, and after 12 hours in any case.
+SESSION_IDLE = timedelta(minutes=30)
+SESSION_LIFETIME = timedelta(hours=12)
 log = logging.getLogger(__name__)
 
 ANSWER_PROMPT_MAX_AGE_S = 3600.0
@@ -158,6 +178,15 @@ class Controller:
         self._background: set[asyncio.Future[None]] = set()
         # Timed jobs (APScheduler): housekeeping now; wrap-up timers, callbacks, archival later.
         self.scheduler = AsyncIOScheduler(timezone="Asia/Shanghai")
+        # The web API's people and the recording archive (issues 5 and 6).
+        self.sessions = sessions
+        self.web_auth = WebAuth(
+            UserStore(sessions),
+            SessionStore(sessions, idle=SESSION_IDLE, lifetime=SESSION_LIFETIME),
+            AuditLog(sessions),
+        )
+        self.archive = ArchiveConfig.from_settings(settings)
+        self._archive_health: dict[str, Any] = {"last_verify": None, "last_archive": None}
         self._started = time.monotonic()
         self._stopped = asyncio.Event()
 
@@ -182,6 +211,7 @@ class Controller:
             },
             "events_published": self.bus.published,
             "acd": self._acd_health(),
+            "archive": self._archive_health,
         }
 
     def _acd_health(self) -> dict[str, Any]:
@@ -266,7 +296,10 @@ class Controller:
                 "is another controller running? ('hotline down', or change [controller] agi_port)"
             ) from exc
         await self.acd.restore()
-        app = make_app(self.health)
+        app = make_app(self.health, middlewares=[session_middleware])
+        app[AUTH_KEY] = self.web_auth
+        add_auth_routes(app)
+        add_recording_routes(app, ReplayContext(self.sessions, self.archive))
         app.add_subapp("/api/control/", make_control_app(self.acd, self.call_control, self._control_token))
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
@@ -289,6 +322,7 @@ class Controller:
         self.scheduler.add_job(
             self.acd.place_callbacks, "interval", seconds=2, id="callbacks", coalesce=True, max_instances=1
         )
+        self._schedule_archive()
         self.scheduler.start()
         pid_file = controller_pid_file(self.settings)
         pid_file.parent.mkdir(parents=True, exist_ok=True)
@@ -297,6 +331,93 @@ class Controller:
             "controller started",
             extra={"agi_port": self.agi.port, "web": f"http://{ctl.web_host}:{ctl.web_port}/"},
         )
+
+    def _schedule_archive(self) -> None:
+        """Archive finished recordings every few minutes; back up, verify the last week and purge
+        what retention allows once a day; verify everything once a week (decision 0010)."""
+        settings = self.settings.archive
+        hour, minute = (int(part) for part in settings.daily_at.split(":"))
+        self.scheduler.add_job(
+            self._archive_job, "interval", seconds=settings.archive_every, id="archive", coalesce=True, max_instances=1
+        )
+        self.scheduler.add_job(
+            self._daily_archive_job, "cron", hour=hour, minute=minute, id="archive-daily", coalesce=True,
+            max_instances=1, misfire_grace_time=3600,
+        )  # fmt: skip
+        self.scheduler.add_job(
+            self._full_verify_job, "cron", day_of_week="sun", hour=(hour + 1) % 24, minute=minute,
+            id="archive-weekly", coalesce=True, max_instances=1, misfire_grace_time=3600,
+        )  # fmt: skip
+        self.scheduler.add_job(self._prune_sessions, "interval", minutes=15, id="prune-sessions")
+        self._spawn_refresh_archive_health()
+
+    def _spawn_refresh_archive_health(self) -> None:
+        asyncio.get_running_loop().create_task(self._refresh_archive_health())
+
+    async def _refresh_archive_health(self) -> None:
+        def read() -> dict[str, Any]:
+            verify = last_verify(self.sessions)
+            run = last_run(self.sessions, "archive")
+            return {
+                "summary": archive_summary(self.sessions),
+                "last_verify": None
+                if verify is None
+                else {
+                    "ok": verify.ok,
+                    "at": verify.finished_at.isoformat(),
+                    "findings": len(verify.findings),
+                    "chain_head": verify.chain_head,
+                },
+                "last_archive": None
+                if run is None
+                else {"ok": run.ok, "at": run.finished_at.isoformat(), "counts": run.counts, "error": run.error},
+            }
+
+        try:
+            self._archive_health = await asyncio.to_thread(read)
+        except Exception:
+            log.exception("archive health not read")
+
+    async def _archive_job(self) -> None:
+        try:
+            result = await asyncio.to_thread(archive_recordings, self.sessions, self.archive)
+        except ArchiveBusy:
+            return  # a run by hand holds the lock: next round
+        except Exception:
+            log.exception("archive run failed")
+            return
+        if result.archived or result.failed or result.error:
+            log.info("archive run", extra={"counts": result.counts(), "error": result.error})
+        await self._refresh_archive_health()
+
+    async def _daily_archive_job(self) -> None:
+        today = datetime.now(BEIJING).date()
+        try:
+            if self.archive.backup is not None:
+                await asyncio.to_thread(backup_archive, self.sessions, self.archive)
+            report = await asyncio.to_thread(
+                partial(verify_archive, self.sessions, self.archive, days=(today - timedelta(days=7), today))
+            )
+            if not report.ok:
+                log.error("archive verify found problems", extra={"counts": report.counts()})
+            await asyncio.to_thread(purge_expired, self.sessions, self.archive)
+        except ArchiveBusy:
+            log.warning("daily archive job skipped: another archive job holds the lock")
+        except Exception:
+            log.exception("daily archive job failed")
+        await self._refresh_archive_health()
+
+    async def _full_verify_job(self) -> None:
+        try:
+            report = await asyncio.to_thread(verify_archive, self.sessions, self.archive)
+            if not report.ok:
+                log.error("archive verify found problems", extra={"counts": report.counts()})
+        except Exception:
+            log.exception("weekly archive verify failed")
+        await self._refresh_archive_health()
+
+    async def _prune_sessions(self) -> None:
+        await asyncio.to_thread(self.web_auth.sessions.prune, datetime.now(UTC))
 
     async def _start_demo_api(self) -> None:
         port = self.settings.ivr.demo_api_port

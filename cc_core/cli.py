@@ -393,6 +393,121 @@ def cmd_report(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_recordings(settings: Settings, args: argparse.Namespace) -> int:
+    """The recording archive by hand (T5; decision 0010): archive, backup, verify, purge, holds."""
+    from datetime import UTC
+
+    from cc_core import archive as arc
+    from cc_core.db.session import make_engine, make_sessionmaker
+
+    config = arc.ArchiveConfig.from_settings(settings)
+    engine = make_engine(settings.database_url)
+    sessions = make_sessionmaker(engine)
+    ok = True
+    try:
+        if args.action == "status":
+            summary = arc.archive_summary(sessions)
+            last = arc.last_verify(sessions)
+            print("  ".join(f"{k} {v}" for k, v in summary.items()))
+            if last is None:
+                print("verify: never run")
+            else:
+                state = "ok" if last.ok else f"{len(last.findings)} problem(s)"
+                print(f"last verify {last.finished_at.astimezone(BEIJING):%Y-%m-%d %H:%M}: {state}")
+            for failed in arc.failed_recordings(sessions):
+                print(f"failed: recording {failed.id} ({failed.uniqueid}): {failed.error}")
+            return 0
+        if args.action in ("hold", "unhold"):
+            if args.id is None or not args.reason:
+                raise HotlineError(f"'hotline recordings {args.action}' needs the recording id and --reason")
+            change = arc.set_hold if args.action == "hold" else arc.clear_hold
+            who = args.by or os.environ.get("SUDO_USER") or os.environ.get("USER") or "cli"
+            view = change(sessions, args.id, by=who, reason=args.reason, at=datetime.now(UTC))
+            print(f"recording {view.recording_id}: {'held' if view.held else 'not held'}")
+            return 0
+        with arc.ProgressBar(args.action) as bar:
+            if args.action == "archive":
+                result = arc.archive_recordings(sessions, config, retry_failed=args.retry_failed, progress=bar)
+                counts, ok, lines = result.counts(), result.ok, [f"failed {i}: {why}" for i, why in result.failed]
+                lines += [f"stopped: {result.error}"] if result.error else []
+            elif args.action == "backup":
+                backed = arc.backup_archive(sessions, config, progress=bar)
+                counts, ok, lines = backed.counts(), backed.ok, [f"{i}: {why}" for i, why in backed.problems]
+                lines += [f"stopped: {backed.error}"] if backed.error else []
+            elif args.action == "verify":
+                report = arc.verify_archive(sessions, config, progress=bar)
+                counts, ok, lines = report.counts(), report.ok, [f.line() for f in report.findings]
+            else:
+                purged = arc.purge_expired(sessions, config, dry_run=args.dry_run, progress=bar)
+                counts = {"purged": len(purged.purged), "held": len(purged.held), "freed_bytes": purged.freed_bytes}
+                ok, lines = purged.ok, list(purged.problems)
+        for line in lines:
+            print(line)
+        print(f"{args.action}: " + "  ".join(f"{k} {v}" for k, v in counts.items()) + ("" if ok else "  (problems)"))
+    except arc.ArchiveError as exc:
+        raise HotlineError(str(exc)) from exc
+    finally:
+        engine.dispose()
+    return 0 if ok else 1
+
+
+def _read_password(args: argparse.Namespace) -> tuple[str, bool]:
+    """The new password: generated (shown once), from stdin, or typed twice; (password, generated)."""
+    import getpass
+    import secrets as pysecrets
+
+    if args.generate:
+        return pysecrets.token_urlsafe(12) + "-7a", True
+    if args.password_stdin:
+        return sys.stdin.readline().rstrip("\n"), False
+    first = getpass.getpass("新密码 (new password): ")
+    if getpass.getpass("再输一次 (again): ") != first:
+        raise HotlineError("the two passwords differ")
+    return first, False
+
+
+def cmd_user(settings: Settings, args: argparse.Namespace) -> int:
+    """Web accounts (P2): there is no default one; the first admin is made here."""
+    from datetime import UTC
+
+    from cc_core.auth.passwords import PasswordRejected
+    from cc_core.auth.store import AccountError, UserStore
+    from cc_core.db.session import make_engine, make_sessionmaker
+
+    engine = make_engine(settings.database_url)
+    users = UserStore(make_sessionmaker(engine))
+    now = datetime.now(UTC)
+    try:
+        if args.action == "list":
+            for u in users.list():
+                state = "停用 disabled" if u.disabled else ""
+                print(f"{u.username:<20} {u.role:<10} {u.display_name:<12} {u.agent_id or '-':<6} {state}")
+            return 0
+        if not args.username:
+            raise HotlineError(f"'hotline user {args.action}' needs a user name")
+        if args.action == "add":
+            if not args.role:
+                raise HotlineError("'hotline user add' needs --role (agent, supervisor, admin, reviewer, auditor)")
+            password, generated = _read_password(args)
+            user = users.add(args.username, args.role, password, now, display_name=args.name or "", agent_id=args.agent)
+            print(f"created {user.username} ({user.role})")
+        elif args.action == "passwd":
+            password, generated = _read_password(args)
+            users.set_password(args.username, password, now)
+            print(f"password changed for {args.username}; their sessions are closed")
+        else:
+            users.set_disabled(args.username, args.action == "disable")
+            print(f"{args.username}: {args.action}d")
+            return 0
+        if generated:
+            print(f"password (shown once, write it down): {password}")
+        return 0
+    except (AccountError, PasswordRejected) as exc:
+        raise HotlineError(str(exc)) from exc
+    finally:
+        engine.dispose()
+
+
 def control_request(settings: Settings, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
     """Send a command to the running controller's loopback endpoint with the control token."""
 
@@ -507,6 +622,23 @@ def build_parser() -> argparse.ArgumentParser:
     vm.add_argument("--limit", type=int, default=50)
     vm.add_argument("--unheard", action="store_true")
     vm.set_defaults(func=cmd_voicemail)
+    rec = sub.add_parser("recordings", help="the recording archive: archive, backup, verify, purge, legal holds (T5)")
+    rec.add_argument("action", choices=["archive", "backup", "verify", "purge", "hold", "unhold", "status"])
+    rec.add_argument("id", nargs="?", type=int, help="hold/unhold: the recording's id")
+    rec.add_argument("--reason", help="hold/unhold: why (e.g. the complaint's case number)")
+    rec.add_argument("--by", help="hold/unhold: who (default: the login name)")
+    rec.add_argument("--retry-failed", action="store_true", help="archive: try recordings that failed before again")
+    rec.add_argument("--dry-run", action="store_true", help="purge: only list what would be purged")
+    rec.set_defaults(func=cmd_recordings)
+    usr = sub.add_parser("user", help="web accounts and roles (no default account exists)")
+    usr.add_argument("action", choices=["add", "passwd", "disable", "enable", "list"])
+    usr.add_argument("username", nargs="?")
+    usr.add_argument("--role", choices=["agent", "supervisor", "admin", "reviewer", "auditor"])
+    usr.add_argument("--name", help="the name shown in the pages")
+    usr.add_argument("--agent", help="role agent: the ACD agent id this login is")
+    usr.add_argument("--generate", action="store_true", help="generate a password and show it once")
+    usr.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    usr.set_defaults(func=cmd_user)
     rep = sub.add_parser("report", help="the day's answered and callback rates (T10), its callback list")
     rep.add_argument("what", choices=["day", "callbacks"])
     rep.add_argument("--date", help="the Beijing day, YYYY-MM-DD (default: today)")

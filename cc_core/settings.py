@@ -188,6 +188,34 @@ class AcdSettings(_Model):
     callback_queue: str = "general"
 
 
+class ArchiveSettings(_Model):
+    """The recording archive (T5; decision 0010): where archived audio lives, its backup, format, retention."""
+
+    # Archived recordings, as recordings_store/<YYYY>/<MM>/<DD>/<leg uniqueid>.opus (Beijing days).
+    store_dir: Path = Path("recordings_store")
+    # A second folder, on another disk or mount, that gets a verified copy of every archived
+    # file. Never created by us: a missing folder (an unmounted disk) stops the backup loudly.
+    backup_dir: Path | None = None
+    # Opus bitrate in kbit/s. 16 keeps 8 kHz call audio clear in about 7 MB per hour of audio.
+    bitrate_kbps: int = Field(default=16, ge=6, le=64)
+    # Archived recordings are kept this many days after their day, then purged unless under a
+    # legal hold. 1825 days = 5 years (decision 0010 says why).
+    retention_days: int = Field(default=1825, ge=30, le=36500)
+    # A Beijing day is sealed in a manifest once it is over and all its recordings are archived,
+    # or this many hours after it ended at the latest (late ones then go into an addendum).
+    seal_grace_hours: int = Field(default=48, ge=0, le=24 * 31)
+    # For the controller's scheduler: archive finished recordings every archive_every seconds;
+    # verify and purge once a day at daily_at (Beijing time, HH:MM).
+    archive_every: int = Field(default=300, ge=30, le=86400)
+    daily_at: str = Field(default="03:30", pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+
+    @model_validator(mode="after")
+    def _backup_elsewhere(self) -> ArchiveSettings:
+        if self.backup_dir is not None and self.backup_dir == self.store_dir:
+            raise ValueError("backup_dir must be another folder than store_dir")
+        return self
+
+
 class Settings(_Model):
     """The whole configuration. Paths are resolved against ``home``."""
 
@@ -207,6 +235,7 @@ class Settings(_Model):
     # priority_tags lift these callers in line (T9). E.g. [caller_tags] elderly = ["13800138000"].
     caller_tags: dict[str, list[Annotated[str, Field(pattern=r"^[0-9+]{3,20}$")]]] = {}
     acd: AcdSettings = AcdSettings()
+    archive: ArchiveSettings = ArchiveSettings()
 
     # Field validators (not one model validator) so that an error names its key: agents, numbers.
     @field_validator("queues")

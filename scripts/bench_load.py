@@ -609,15 +609,26 @@ class Bench:
         while True:
             agents = (await asyncio.to_thread(control_request, hotline.settings, "acd"))["agents"]
             for agent_id in self.agents:
-                if agents[agent_id]["state"] == "offline":
-                    await asyncio.to_thread(control_request, hotline.settings, f"agents/{agent_id}/login", {})
+                # A restarted controller restores agents as the database last saw them: log in the
+                # offline, bring back the paused (a phone seen unreachable while it re-registered)
+                # and end wrap-ups left from the previous round.
+                action = {"offline": "login", "paused": "resume", "wrap_up": "wrapup-done"}.get(
+                    agents[agent_id]["state"]
+                )
+                if action is not None and agents[agent_id].get("reachable", True):
+                    with contextlib.suppress(HotlineError):
+                        await asyncio.to_thread(control_request, hotline.settings, f"agents/{agent_id}/{action}", {})
             not_ready = [
                 a for a in self.agents if agents[a]["state"] != "available" or not agents[a].get("reachable", True)
             ]
             if not not_ready:
                 return
             if time.monotonic() > deadline:
-                raise SystemExit(f"bench_load: agents not available: {not_ready[:10]}")
+                states = {
+                    a: agents[a]["state"] + ("" if agents[a].get("reachable", True) else "/unreachable")
+                    for a in not_ready[:10]
+                }
+                raise SystemExit(f"bench_load: agents not available: {states}")
             await asyncio.sleep(0.5)
 
     async def controller_down(self) -> None:

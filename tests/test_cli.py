@@ -127,3 +127,22 @@ def test_day_report_and_callback_list(tmp_path: Path) -> None:
     assert "done" in listing.stdout and "13800000001" not in listing.stdout  # masked
     bad = hotline("report", "day", "--date", "30/11/2026", config=config)
     assert "YYYY-MM-DD" in one_line_error(bad)
+
+
+def test_user_accounts_from_the_command_line(tmp_path: Path) -> None:
+    """P2: no default account; the first admin is made here, weak passwords are refused."""
+    config = tmp_path / "hotline.toml"
+    config.write_text(f'[database]\nurl = "sqlite:///{tmp_path / "h.db"}"\n')
+    assert hotline("db", "upgrade", config=config).returncode == 0
+    assert hotline("user", "list", config=config).stdout.strip() == ""
+    assert "--role" in one_line_error(hotline("user", "add", "boss", config=config))
+    weak = subprocess.run(
+        [sys.executable, "-m", "cc_core.cli", "--config", str(config), "user", "add", "boss", "--role", "admin",
+         "--password-stdin"],
+        input="password\n", capture_output=True, text=True, timeout=60, cwd=REPO, check=False,
+    )  # fmt: skip
+    assert "至少" in one_line_error(weak)
+    made = hotline("user", "add", "boss", "--role", "admin", "--generate", config=config)
+    assert made.returncode == 0 and "shown once" in made.stdout
+    assert "boss" in hotline("user", "list", config=config).stdout
+    assert "exists" in one_line_error(hotline("user", "add", "boss", "--role", "agent", "--generate", config=config))

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Date,
     DateTime,
@@ -220,6 +221,111 @@ class Recording(Base):
     # "recording", "done", "empty" (no audio, file deleted) or "missing".
     status: Mapped[str] = mapped_column(String(16), index=True)
 
+    # The archive (issue 5, decision 0010). archive_state walks pending → written → verified →
+    # archived (the switch's original removed), or stops at "failed" with archive_error; None
+    # until the archiver takes the recording up. Each step is committed before the next begins.
+    archive_state: Mapped[str | None] = mapped_column(String(16), index=True)
+    # The Beijing day the recording belongs to (its start), and its file under recordings_store/.
+    archive_day: Mapped[date | None] = mapped_column(Date, index=True)
+    archive_path: Mapped[str | None] = mapped_column(String(255), unique=True)
+    archive_sha256: Mapped[str | None] = mapped_column(String(64))
+    archive_size_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    # Seconds of audio the archived file decodes to (checked against the original's).
+    archive_duration_s: Mapped[float | None] = mapped_column(Float)
+    # e.g. "ogg/opus mono 16 kbit/s".
+    archive_format: Mapped[str | None] = mapped_column(String(32))
+    # Why the recording could not be archived ("failed"), or the last transient error.
+    archive_error: Mapped[str | None] = mapped_column(String(255))
+    # When the original was removed (the archive complete), and when the backup copy was verified.
+    archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    backed_up_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The manifest that sealed the file (tamper evidence); None until its day is sealed.
+    manifest_id: Mapped[int | None] = mapped_column(ForeignKey("recording_manifests.id"), index=True)
+    # A legal hold keeps the recording past its retention; set when hold_at is not None.
+    hold_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    hold_by: Mapped[str | None] = mapped_column(String(64))
+    hold_reason: Mapped[str | None] = mapped_column(String(255))
+    # When retention removed the archived file (the row, its hash and its manifest entry stay).
+    purged_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class RecordingManifest(Base):
+    """A sealed list of one Beijing day's archived recordings with their hashes (tamper evidence).
+
+    Manifests form one hash chain in ``position`` order: each body names the previous manifest's
+    sha256. Part 0 seals a day; parts 1, 2 … are addenda for recordings archived after it.
+    ``body`` is the exact text of the day folder's MANIFEST JSON file; ``sha256`` is its hash.
+    """
+
+    __tablename__ = "recording_manifests"
+    __table_args__ = (UniqueConstraint("day", "part", name="uq_recording_manifests_day_part"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    position: Mapped[int] = mapped_column(Integer, unique=True)
+    day: Mapped[date] = mapped_column(Date)
+    part: Mapped[int] = mapped_column(Integer)
+    sealed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    entry_count: Mapped[int] = mapped_column(Integer)
+    previous_sha256: Mapped[str] = mapped_column(String(64))
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    # The file, relative to the archive folder.
+    path: Mapped[str] = mapped_column(String(255), unique=True)
+    body: Mapped[str] = mapped_column(Text)
+
+
+class RecordingHoldEvent(Base):
+    """A legal hold set on or cleared from a recording: who, when, why (kept for the auditors)."""
+
+    __tablename__ = "recording_hold_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    recording_id: Mapped[int] = mapped_column(ForeignKey("recordings.id"), index=True)
+    # "set" or "cleared".
+    action: Mapped[str] = mapped_column(String(8))
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    by: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(String(255))
+
+
+class RecordingPurge(Base):
+    """The purge log: an archived recording removed at the end of its retention (what, when, why)."""
+
+    __tablename__ = "recording_purges"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    recording_id: Mapped[int] = mapped_column(ForeignKey("recordings.id"), unique=True)
+    archive_path: Mapped[str] = mapped_column(String(255))
+    sha256: Mapped[str] = mapped_column(String(64))
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    day: Mapped[date] = mapped_column(Date)
+    purged_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    by: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(String(255))
+    # When the files (archive and backup) were gone; None while a removal is still owed.
+    files_removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class ArchiveRun(Base):
+    """One run of an archive job (archive, backup, seal, verify, purge) and its outcome.
+
+    The health page shows the last verify from here; ``findings`` lists what was wrong (capped).
+    """
+
+    __tablename__ = "archive_runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), index=True)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    finished_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    ok: Mapped[bool] = mapped_column(Boolean)
+    # Counts by name ({"archived": 12, "failed": 1, …}).
+    counts: Mapped[dict[str, Any]] = mapped_column(JSONDocument, default=dict)
+    findings: Mapped[list[dict[str, Any]]] = mapped_column(JSONDocument, default=list)
+    # Why the run stopped early (a full disk, a missing backup folder), if it did.
+    error: Mapped[str | None] = mapped_column(Text)
+    # verify: the newest manifest's hash when the run checked the chain.
+    chain_head: Mapped[str | None] = mapped_column(String(64))
+
 
 class Callback(Base):
     """A citizen to call back (T10): one row per number and Beijing calendar day."""
@@ -271,3 +377,54 @@ class CallbackAttempt(Base):
     result: Mapped[str | None] = mapped_column(String(24))
     agent_uniqueid: Mapped[str | None] = mapped_column(String(64))
     citizen_uniqueid: Mapped[str | None] = mapped_column(String(64))
+
+
+class User(Base):
+    """A person who logs in to the web pages, with one role (P2). No default account exists."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    display_name: Mapped[str] = mapped_column(String(64))
+    # agent, supervisor, admin, reviewer or auditor.
+    role: Mapped[str] = mapped_column(String(16))
+    # argon2id, with its parameters (cc_core/auth/passwords.py).
+    password_hash: Mapped[str] = mapped_column(String(255))
+    # For the role agent: the ACD agent (hotline.toml [[agents]] id) this login is.
+    agent_id: Mapped[str | None] = mapped_column(String(16))
+    disabled: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    password_changed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class WebSession(Base):
+    """A login: the browser holds a random token, this row only its SHA-256."""
+
+    __tablename__ = "web_sessions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    ip: Mapped[str] = mapped_column(String(64))
+
+
+class AuditEntry(Base):
+    """Who did what with personal data, from where (P2): listens, downloads, holds, logins,
+    refusals. Append-only: the migration adds triggers that refuse UPDATE and DELETE."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    actor: Mapped[str] = mapped_column(String(64), index=True)
+    role: Mapped[str] = mapped_column(String(16))
+    action: Mapped[str] = mapped_column(String(32), index=True)
+    target: Mapped[str] = mapped_column(String(128), index=True)
+    ip: Mapped[str] = mapped_column(String(64))
+    allowed: Mapped[bool] = mapped_column(Boolean)
+    detail: Mapped[dict[str, Any]] = mapped_column(JSONDocument)

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import html
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 HealthSource = Callable[[], dict[str, Any]]
 
@@ -53,9 +54,9 @@ pre{{margin:0}} .ok{{color:#0a0}} .degraded{{color:#c60}} .down{{color:#c00}}</s
     return web.Response(text=body, content_type="text/html", charset="utf-8")
 
 
-def make_app(health: HealthSource) -> web.Application:
-    """The aiohttp application serving the health report."""
-    app = web.Application()
+def make_app(health: HealthSource, middlewares: Iterable[Middleware] = ()) -> web.Application:
+    """The aiohttp application serving the health report (and, mounted by the controller, the API)."""
+    app = web.Application(middlewares=list(middlewares))
     app[HEALTH_KEY] = _HealthHolder(health)
     app.router.add_get("/health", health_json)
     app.router.add_get("/", health_page)

@@ -15,11 +15,15 @@ from sqlalchemy.dialects import postgresql
 
 from cc_core.acd.model import AgentState
 from cc_core.acd.store import AgentRow, AgentStore, StateChange
+from cc_core.archive.retention import set_hold
+from cc_core.archive.runs import last_verify, record_run
+from cc_core.archive.views import archive_summary, archived_recording
+from cc_core.auth.store import AuditLog, UserStore
 from cc_core.calls.callbacks import CallbackStore
 from cc_core.calls.recordings import RecordingStore
 from cc_core.calls.store import CallStore
 from cc_core.calls.voicemail import VoicemailStore
-from cc_core.db.models import Base
+from cc_core.db.models import Base, Recording, RecordingManifest, RecordingPurge
 from cc_core.db.session import (
     DatabaseError,
     current_revision,
@@ -35,6 +39,28 @@ from cc_core.errors import HotlineError
 AGENT_TABLES = {"agent_states", "agent_state_changes"}
 ACD_TABLES = {"recordings", "callbacks", "callback_calls", "callback_attempts"}
 APP_TABLES = {"calls", "call_events", "voicemails"} | AGENT_TABLES | ACD_TABLES
+# Revision 0005 (the recording archive, issue 5).
+ARCHIVE_TABLES = {"recording_manifests", "recording_hold_events", "recording_purges", "archive_runs"}
+# Revision 0006 (web accounts, sessions, the audit log; issues 5 and 6).
+AUTH_TABLES = {"users", "web_sessions", "audit_log"}
+ALL_TABLES = APP_TABLES | ARCHIVE_TABLES | AUTH_TABLES
+ARCHIVE_COLUMNS = {
+    "archive_state",
+    "archive_day",
+    "archive_path",
+    "archive_sha256",
+    "archive_size_bytes",
+    "archive_duration_s",
+    "archive_format",
+    "archive_error",
+    "archived_at",
+    "backed_up_at",
+    "manifest_id",
+    "hold_at",
+    "hold_by",
+    "hold_reason",
+    "purged_at",
+}
 IVR_COLUMNS = {"flow", "flow_version", "survey_score", "ivr_exit", "ivr_exit_detail"}
 ACD_COLUMNS = {
     "queue",
@@ -58,15 +84,15 @@ def _tables(url: str) -> set[str]:
         engine.dispose()
 
 
-def test_head_revision_is_the_acd_migration() -> None:
-    assert head_revision() == "0004"
+def test_head_revision_is_the_auth_migration() -> None:
+    assert head_revision() == "0006"
 
 
 def test_upgrade_from_empty_to_head(db_url: str) -> None:
     assert current_revision(db_url) is None
     assert upgrade(db_url) == head_revision()
     assert current_revision(db_url) == head_revision()
-    assert APP_TABLES | {"alembic_version"} <= _tables(db_url)
+    assert ALL_TABLES | {"alembic_version"} <= _tables(db_url)
 
 
 def test_upgrade_twice_is_a_noop(db_url: str) -> None:
@@ -89,9 +115,9 @@ def test_downgrade_to_base_and_up_again(db_url: str) -> None:
     upgrade(db_url)
     assert downgrade(db_url, "base") is None
     assert current_revision(db_url) is None
-    assert not (APP_TABLES & _tables(db_url))
+    assert not (ALL_TABLES & _tables(db_url))
     assert upgrade(db_url) == head_revision()
-    assert APP_TABLES <= _tables(db_url)
+    assert ALL_TABLES <= _tables(db_url)
 
 
 def _columns(url: str, table: str) -> set[str]:
@@ -382,7 +408,7 @@ def test_upgrade_0003_to_0004_keeps_existing_calls_voicemails_and_agents(db_url:
     finally:
         engine.dispose()
 
-    assert upgrade(db_url) == "0004"
+    assert upgrade(db_url, "0004") == "0004"
     assert APP_TABLES <= _tables(db_url)
     assert ACD_COLUMNS <= _columns(db_url, "calls")
     assert _indexes(db_url, "calls") == {
@@ -395,6 +421,8 @@ def test_upgrade_0003_to_0004_keeps_existing_calls_voicemails_and_agents(db_url:
     assert _unique_constraints(db_url, "callbacks") == {"uq_callbacks_number_day": ["number", "day"]}
     assert _unique_constraints(db_url, "recordings") == {"uq_recordings_file": ["file"]}
     assert _indexes(db_url, "callback_attempts") == {"ix_callback_attempts_callback_id": False}
+    # The stores speak the newest schema: use them at head.
+    assert upgrade(db_url) == head_revision()
     engine = make_engine(db_url)
     try:
         sessions = make_sessionmaker(engine)
@@ -458,7 +486,7 @@ def test_downgrade_0004_to_0003_and_up_again(db_url: str) -> None:
     finally:
         engine.dispose()
 
-    assert upgrade(db_url) == "0004"
+    assert upgrade(db_url) == head_revision()
     engine = make_engine(db_url)
     try:
         sessions = make_sessionmaker(engine)
@@ -466,6 +494,171 @@ def test_downgrade_0004_to_0003_and_up_again(db_url: str) -> None:
         callbacks = CallbackStore(sessions)
         assert callbacks.list_day(T0.date()) == []
         assert callbacks.request("13800138000", "2.1", "abandoned", T0) > 0
+    finally:
+        engine.dispose()
+
+
+_RECORDINGS_0004 = sa.table(
+    "recordings",
+    sa.column("id", sa.Integer()),
+    sa.column("call_id", sa.Integer()),
+    sa.column("uniqueid", sa.String()),
+    sa.column("agent_id", sa.String()),
+    sa.column("leg", sa.String()),
+    sa.column("file", sa.String()),
+    sa.column("started_at", sa.DateTime(timezone=True)),
+    sa.column("ended_at", sa.DateTime(timezone=True)),
+    sa.column("duration_s", sa.Float()),
+    sa.column("size_bytes", sa.Integer()),
+    sa.column("status", sa.String()),
+)
+RECORDING_INDEXES_0004 = {
+    "ix_recordings_call_id": False,
+    "ix_recordings_uniqueid": False,
+    "ix_recordings_status": False,
+}
+
+
+def _recording_rows(url: str) -> list[tuple[int, int | None, str, str]]:
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(text("SELECT id, call_id, file, status FROM recordings ORDER BY id"))
+            return [(i, c, f, st) for i, c, f, st in rows]
+    finally:
+        engine.dispose()
+
+
+def _check_recordings_cascade(url: str) -> None:
+    """Foreign keys intact after a table rebuild: deleting the call only clears call_id."""
+    engine = make_engine(url)
+    try:
+        with engine.begin() as conn:
+            if engine.dialect.name == "sqlite":
+                assert conn.exec_driver_sql("PRAGMA foreign_key_check").all() == []
+            conn.execute(text("DELETE FROM calls"))
+            assert conn.execute(text("SELECT count(*) FROM recordings WHERE call_id IS NULL")).scalar() == 2
+    finally:
+        engine.dispose()
+
+
+def test_upgrade_0004_to_0005_keeps_recordings(db_url: str) -> None:
+    assert upgrade(db_url, "0004") == "0004"
+    assert not (ARCHIVE_TABLES & _tables(db_url))
+    assert not (ARCHIVE_COLUMNS & _columns(db_url, "recordings"))
+    _insert_0002_rows(db_url)
+    engine = make_engine(db_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                _RECORDINGS_0004.insert(),
+                [
+                    {
+                        "id": 1, "call_id": 1, "uniqueid": "1.1", "agent_id": "1001", "leg": "agent",
+                        "file": "/srv/hotline/cc/spool/monitor/2024-05-01/1.2.wav", "started_at": T0,
+                        "ended_at": T0 + timedelta(seconds=12), "duration_s": 12.5, "size_bytes": 200044,
+                        "status": "done",
+                    },
+                    {
+                        "id": 2, "call_id": 1, "uniqueid": "1.1", "agent_id": "1002", "leg": "consult",
+                        "file": "/srv/hotline/cc/spool/monitor/2024-05-01/1.3.wav", "started_at": T0,
+                        "ended_at": None, "duration_s": None, "size_bytes": None, "status": "recording",
+                    },
+                ],
+            )  # fmt: skip
+    finally:
+        engine.dispose()
+
+    assert upgrade(db_url) == "0005"
+    assert ARCHIVE_TABLES <= _tables(db_url)
+    assert ARCHIVE_COLUMNS <= _columns(db_url, "recordings")
+    assert _indexes(db_url, "recordings") == RECORDING_INDEXES_0004 | {
+        "ix_recordings_archive_state": False,
+        "ix_recordings_archive_day": False,
+        "ix_recordings_manifest_id": False,
+    }
+    assert _unique_constraints(db_url, "recordings") == {
+        "uq_recordings_file": ["file"],
+        "uq_recordings_archive_path": ["archive_path"],
+    }
+    assert _unique_constraints(db_url, "recording_manifests") == {
+        "uq_recording_manifests_day_part": ["day", "part"],
+        "uq_recording_manifests_path": ["path"],
+        "uq_recording_manifests_position": ["position"],
+        "uq_recording_manifests_sha256": ["sha256"],
+    }
+    engine = make_engine(db_url)
+    try:
+        sessions = make_sessionmaker(engine)
+        # The old rows read back through the archive's views, not taken up by the archiver yet.
+        view = archived_recording(sessions, 1)
+        assert view is not None and (view.status, view.state, view.path, view.hold_at) == ("done", None, None, None)
+        assert archive_summary(sessions)["waiting"] == 1
+        assert set_hold(sessions, 1, by="审计员", reason="投诉", at=T0).held
+        assert RecordingStore(sessions).open_recordings()[0].id == 2
+    finally:
+        engine.dispose()
+    assert _recording_rows(db_url)[0] == (1, 1, "/srv/hotline/cc/spool/monitor/2024-05-01/1.2.wav", "done")
+    _check_recordings_cascade(db_url)
+
+
+def test_downgrade_0005_to_0004_and_up_again(db_url: str) -> None:
+    upgrade(db_url)
+    engine = make_engine(db_url)
+    try:
+        sessions = make_sessionmaker(engine)
+        CallStore(sessions).call_arrived("1.1", "1.1", "13800138000", "12333", "PJSIP/运营商-1", T0)
+        recordings = RecordingStore(sessions)
+        first = recordings.started("1.1", "1001", "agent", "/rec/1.2.wav", T0)
+        second = recordings.started("1.1", "1002", "consult", "/rec/1.3.wav", T0)
+        with sessions() as session, session.begin():
+            manifest = RecordingManifest(
+                position=1, day=T0.date(), part=0, sealed_at=T0, entry_count=1, previous_sha256="0" * 64,
+                sha256="a" * 64, path="2024/05/01/MANIFEST.json", body="{}",
+            )  # fmt: skip
+            session.add(manifest)
+            session.flush()
+            session.execute(
+                sa.update(Recording)
+                .where(Recording.id == first)
+                .values(
+                    status="done", archive_state="archived", archive_day=T0.date(),
+                    archive_path="2024/05/01/1.2.opus", archive_sha256="b" * 64, archive_size_bytes=9000,
+                    manifest_id=manifest.id, purged_at=T0,
+                )
+            )  # fmt: skip
+            session.add(
+                RecordingPurge(
+                    recording_id=first, archive_path="2024/05/01/1.2.opus", sha256="b" * 64, size_bytes=9000,
+                    day=T0.date(), purged_at=T0, by="retention", reason="test",
+                )
+            )  # fmt: skip
+        set_hold(sessions, second, by="审计员", reason="投诉", at=T0)
+        record_run(sessions, "verify", T0, T0, ok=True, counts={"files_checked": 1}, chain_head="a" * 64)
+    finally:
+        engine.dispose()
+
+    assert downgrade(db_url, "0004") == "0004"
+    assert current_revision(db_url) == "0004"
+    assert not (ARCHIVE_TABLES & _tables(db_url))
+    assert not (ARCHIVE_COLUMNS & _columns(db_url, "recordings"))
+    assert APP_TABLES <= _tables(db_url)
+    # The rebuilt recordings table (SQLite) keeps its rows, indexes, unique file and foreign key.
+    assert _indexes(db_url, "recordings") == RECORDING_INDEXES_0004
+    assert _unique_constraints(db_url, "recordings") == {"uq_recordings_file": ["file"]}
+    assert [(f, st) for _i, _c, f, st in _recording_rows(db_url)] == [
+        ("/rec/1.2.wav", "done"),
+        ("/rec/1.3.wav", "recording"),
+    ]
+    _check_recordings_cascade(db_url)
+
+    assert upgrade(db_url) == head_revision()
+    engine = make_engine(db_url)
+    try:
+        sessions = make_sessionmaker(engine)
+        assert last_verify(sessions) is None
+        views = [archived_recording(sessions, first), archived_recording(sessions, second)]
+        assert [(v.state, v.hold_at, v.purged_at) for v in views if v is not None] == [(None, None, None)] * 2
     finally:
         engine.dispose()
 
@@ -607,3 +800,28 @@ def test_mask_url() -> None:
     assert mask_url("postgresql+psycopg://u:pw@h:5432/db") == "postgresql+psycopg://u:***@h:5432/db"
     assert mask_url("sqlite:////tmp/x.db") == "sqlite:////tmp/x.db"
     assert "pw" not in mask_url("weird://u:pw@h:notaport/db")
+
+
+def test_downgrade_0006_to_0005_and_up_again(db_url: str) -> None:
+    """The accounts go with their tables; the audit log's append-only triggers are dropped and made again."""
+    upgrade(db_url)
+    engine = make_engine(db_url)
+    try:
+        sessions = make_sessionmaker(engine)
+        UserStore(sessions).add("aud1", "auditor", "Hotline-test-2026", T0)
+        AuditLog(sessions).write(T0, "aud1", "auditor", "login", "aud1", "127.0.0.1", allowed=True)
+    finally:
+        engine.dispose()
+    assert downgrade(db_url, "0005") == "0005"
+    assert not (AUTH_TABLES & _tables(db_url))
+    assert ARCHIVE_TABLES <= _tables(db_url)
+    assert upgrade(db_url) == "0006"
+    engine = make_engine(db_url)
+    try:
+        sessions = make_sessionmaker(engine)
+        assert UserStore(sessions).list() == []
+        AuditLog(sessions).write(T0, "aud1", "auditor", "login", "aud1", "127.0.0.1", allowed=True)
+        with pytest.raises(sa.exc.DatabaseError, match="append-only"), sessions() as session, session.begin():
+            session.execute(sa.text("DELETE FROM audit_log"))
+    finally:
+        engine.dispose()

@@ -62,6 +62,9 @@ def write_settings(
     ``flows_dir``: the IVR flows to serve (default: the shipped ones, as they are).
     """
     home.mkdir(parents=True, exist_ok=True)
+    # The archive's folder is never made by the product (an unmounted disk must not be filled
+    # in its place); an installation has it, so a test home has it too.
+    (home / "recordings_store").mkdir(exist_ok=True)
     flows = flows_dir or REPO / "ivr_flows"
     agents = "\n".join(
         f'[[agents]]\nid = "{a}"\nname = "测试坐席{a}"\nskills = {AGENT_SKILLS.get(a, "{}")}\nchat_capacity = 2\n'

@@ -1,0 +1,129 @@
+"""Issue 5 end to end: a real conversation recorded by the switch, archived with
+``hotline recordings archive``, found and played by an auditor through the running
+controller's API (with seeking), and the listen on the audit log; an agent is refused.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydub import AudioSegment
+
+from cc_core.archive.views import archived_recording
+from cc_core.db.session import make_engine, make_sessionmaker
+from tests.harness.acd import answered, login, place, rung, stores
+from tests.harness.ami import AmiPeer
+from tests.harness.calls import wait_until
+from tests.harness.hotline import REPO, Hotline
+from tests.harness.world import World
+
+pytestmark = pytest.mark.switch
+
+IDLE = "12340"
+PASSWORD = "Audit-room-2026"
+
+
+def cli(hotline: Hotline, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "cc_core.cli", "--config", str(hotline.config), *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+        env=hotline.controller_env(),
+        check=False,
+    )
+
+
+class Browser:
+    """Just enough of a browser: the session cookie and the CSRF token."""
+
+    def __init__(self, hotline: Hotline) -> None:
+        self.port = hotline.settings.controller.web_port
+        self.cookie = ""
+        self.headers: dict[str, str] = {}
+
+    def request(
+        self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
+    ) -> tuple[int, bytes]:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=15)
+        sent = {**(headers or {}), **({"Cookie": self.cookie} if self.cookie else {})}
+        data = json.dumps(body).encode() if body is not None else None
+        if data is not None:
+            sent["Content-Type"] = "application/json"
+        conn.request(method, path, body=data, headers=sent)
+        response = conn.getresponse()
+        payload = response.read()
+        self.headers = {k.lower(): v for k, v in response.getheaders()}
+        cookie = response.getheader("Set-Cookie")
+        if cookie and cookie.startswith("hotline_session="):
+            self.cookie = cookie.split(";", 1)[0]
+        conn.close()
+        return response.status, payload
+
+    def login(self, username: str) -> int:
+        return self.request("POST", "/api/login", {"username": username, "password": PASSWORD})[0]
+
+
+def test_a_recorded_call_is_archived_found_and_replayed_by_an_auditor(
+    acd: Hotline, world: World, cc_ami: AmiPeer, tmp_path: Path
+) -> None:
+    world.phone("1002").answers_after(0.5).plays("hello-world&hello-world").hangs_up_after(0.5)
+    login(acd, "1002")
+    call, uid, since = place(world, cc_ami, IDLE, "13800005101")
+    mark, chosen = rung(cc_ami, uid, since)
+    assert chosen == "1002"
+    answered(cc_ami, uid, mark)
+    call.speak("hello-world")
+    recordings, _ = stores(acd)
+    closed = wait_until(lambda: [r for r in recordings.for_call(uid) if r.status == "done"], 30, "recording closed")
+    [recording] = closed  # type: ignore[misc]
+    call.hang_up()
+
+    archived = cli(acd, "recordings", "archive")
+    assert archived.returncode == 0, archived.stdout + archived.stderr
+    sessions = make_sessionmaker(make_engine(acd.settings.database_url))
+    state = archived_recording(sessions, recording.id)
+    assert state is not None and state.state == "archived" and state.format == "ogg/opus mono 16 kbit/s"
+    assert not acd.instance.host_path(recording.file).exists()  # the switch's original is gone
+    status = cli(acd, "recordings", "status")
+    assert status.returncode == 0 and "archived" in status.stdout
+
+    # No default accounts: the auditor is made on the command line.
+    made = cli(acd, "user", "add", "audit.wang", "--role", "auditor", "--password-stdin", stdin=PASSWORD + "\n")
+    assert made.returncode == 0, made.stderr
+    made = cli(acd, "user", "add", "agent.li", "--role", "agent", "--password-stdin", stdin=PASSWORD + "\n")
+    assert made.returncode == 0, made.stderr
+
+    agent = Browser(acd)
+    assert agent.login("agent.li") == 200
+    assert agent.request("GET", f"/api/recordings/{recording.id}/audio")[0] == 403
+
+    auditor = Browser(acd)
+    assert auditor.login("audit.wang") == 200
+    code, body = auditor.request("GET", "/api/recordings?caller=13800005101")
+    assert code == 200
+    [hit] = json.loads(body)["recordings"]
+    assert hit["id"] == recording.id and hit["agent_id"] == "1002"
+    code, whole = auditor.request("GET", f"/api/recordings/{recording.id}/audio")
+    assert code == 200 and auditor.headers["content-type"] == "audio/ogg"
+    code, middle = auditor.request("GET", f"/api/recordings/{recording.id}/audio", headers={"Range": "bytes=1000-1999"})
+    assert code == 206 and middle == whole[1000:2000]
+    code, _ = auditor.request("GET", f"/api/recordings/{recording.id}/audio", headers={"Range": f"bytes={len(whole)}-"})
+    assert code == 416
+    path = tmp_path / "played.opus"
+    path.write_bytes(whole)
+    audio = AudioSegment.from_file(path)
+    assert audio.duration_seconds > 1.0 and audio.dBFS > -45
+    code, body = auditor.request("GET", f"/api/audit?target={recording.id}")
+    entries = json.loads(body)["entries"]
+    assert code == 200
+    assert [e["action"] for e in entries if e["allowed"] and e["actor"] == "audit.wang"] == ["listen"]
+    assert any(e["actor"] == "agent.li" and not e["allowed"] for e in entries)

@@ -1,0 +1,274 @@
+"""The web API's security and the recordings replay (P2, T5; issue 5 item 5, issue 6 item 1):
+a real aiohttp server on loopback, a real SQLite database, real audio files; requests over HTTP.
+
+* every /api endpoint: no session → 401, a role it does not allow → 403 (and the refusal, only
+  the refusal, in the audit log for the recording endpoints);
+* login: wrong password, rate limit, CSRF required on changes, an expired session says so;
+* Range requests: start, middle, end, open-ended, bad ranges → 416; the listen is audited once.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from pydub.generators import Sine
+from sqlalchemy import text
+
+from cc_core.archive.config import ArchiveConfig
+from cc_core.auth.store import AuditLog, SessionStore, UserStore
+from cc_core.calls.recordings import RecordingStore
+from cc_core.calls.store import CallStore
+from cc_core.db.session import make_engine, make_sessionmaker, upgrade
+from cc_core.web.health import make_app
+from cc_core.web.recordings import ReplayContext, add_recording_routes
+from cc_core.web.security import AUTH_KEY, LoginLimiter, WebAuth, add_auth_routes, session_middleware
+from tests.harness.loop import LoopThread
+from tests.harness.ports import free_port
+
+PASSWORD = "Hotline-test-2026"
+ROLES = ("agent", "supervisor", "admin", "reviewer", "auditor")
+UID = "1764560000.7"
+NOW = datetime.now(UTC)
+
+
+@dataclass
+class Api:
+    port: int
+    auth: WebAuth
+    app: web.Application
+    recording_id: int
+    wav: Path
+
+    def client(self) -> Client:
+        return Client(self.port)
+
+
+@dataclass
+class Client:
+    port: int
+    cookie: str = ""
+    csrf: str = ""
+    headers_seen: dict[str, str] = field(default_factory=dict)
+
+    def request(
+        self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None, csrf: bool = True
+    ) -> tuple[int, bytes]:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        sent = dict(headers or {})
+        if self.cookie:
+            sent["Cookie"] = self.cookie
+        if csrf and self.csrf:
+            sent["X-CSRF-Token"] = self.csrf
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode()
+            sent["Content-Type"] = "application/json"
+        conn.request(method, path, body=data, headers=sent)
+        response = conn.getresponse()
+        payload = response.read()
+        self.headers_seen = {k.lower(): v for k, v in response.getheaders()}
+        cookie = response.getheader("Set-Cookie")
+        if cookie and cookie.startswith("hotline_session="):
+            self.cookie = cookie.split(";", 1)[0]
+        conn.close()
+        return response.status, payload
+
+    def json(self, method: str, path: str, body: Any = None, **kw: Any) -> tuple[int, Any]:
+        status, payload = self.request(method, path, body, **kw)
+        return status, json.loads(payload) if payload else None
+
+    def login(self, username: str, password: str = PASSWORD) -> int:
+        status, answer = self.json("POST", "/api/login", {"username": username, "password": password})
+        if status == 200:
+            self.csrf = answer["csrf_token"]
+        return status
+
+
+@pytest.fixture(scope="module")
+def loop() -> Iterator[LoopThread]:
+    thread = LoopThread()
+    yield thread
+    thread.close()
+
+
+@pytest.fixture
+def api(tmp_path: Path, loop: LoopThread) -> Iterator[Api]:
+    url = f"sqlite:///{tmp_path / 'hotline.db'}"
+    upgrade(url)
+    engine = make_engine(url)
+    sessions = make_sessionmaker(engine)
+    users = UserStore(sessions)
+    for role in ROLES:
+        users.add(f"{role}1", role, PASSWORD, NOW)
+    # A recording as the switch leaves it: a WAV under the chroot's spool, closed, not archived yet.
+    chroot = tmp_path / "root"
+    inside = f"/srv/hotline/cc/spool/monitor/2026-12-01/{UID}.wav"
+    wav = chroot / inside.lstrip("/")
+    wav.parent.mkdir(parents=True)
+    Sine(440).to_audio_segment(duration=4000).set_frame_rate(8000).set_channels(1).set_sample_width(2).export(
+        wav, format="wav"
+    )
+    calls = CallStore(sessions)
+    calls.call_arrived(UID, UID, "13800138000", "12333", "PJSIP/carrier-1", NOW - timedelta(minutes=5))
+    calls.queue_entered(UID, "general", None, 0, NOW - timedelta(minutes=4))
+    calls.agent_answered(UID, "1001", NOW - timedelta(minutes=4))
+    recordings = RecordingStore(sessions)
+    recording_id = recordings.started(UID, "1001", "agent", inside, NOW - timedelta(minutes=4))
+    recordings.finished(inside, NOW - timedelta(minutes=1), wav)
+    auth = WebAuth(
+        users,
+        SessionStore(sessions, idle=timedelta(minutes=30), lifetime=timedelta(hours=12)),
+        AuditLog(sessions),
+        limiter=LoginLimiter(max_failures=3, window_s=60),
+    )
+    app = make_app(lambda: {"status": "ok"}, middlewares=[session_middleware])
+    app[AUTH_KEY] = auth
+    add_auth_routes(app)
+    archive = ArchiveConfig(store=tmp_path / "store", backup=None, host_path=lambda p: chroot / p.lstrip("/"))
+    add_recording_routes(app, ReplayContext(sessions, archive))
+    port = free_port()
+    runner = web.AppRunner(app, access_log=None)
+
+    async def start() -> None:
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+
+    loop.run(start())
+    yield Api(port, auth, app, recording_id, wav)
+    loop.run(runner.cleanup())
+    engine.dispose()
+
+
+def api_routes(app: web.Application) -> list[tuple[str, str, tuple[str, ...]]]:
+    """Every /api route behind a login: (method, path with ids filled in, roles allowed)."""
+    out = []
+    for route in app.router.routes():
+        info = route.resource.get_info() if route.resource else {}
+        path = info.get("path") or info.get("formatter", "")
+        roles = getattr(route.handler, "roles", None)
+        if not path.startswith("/api/") or route.method == "HEAD":
+            continue
+        if path in ("/api/login", "/api/logout"):
+            continue
+        assert roles is not None, f"{route.method} {path} has no role check"
+        out.append((route.method, path.replace("{id}", "1"), roles))
+    return out
+
+
+def test_every_endpoint_needs_a_session_and_the_right_role(api: Api) -> None:
+    routes = api_routes(api.app)
+    assert len(routes) >= 8
+    anonymous = api.client()
+    for method, path, _roles in routes:
+        status, answer = anonymous.json(method, path, {"reason": "x"} if method in ("POST", "DELETE") else None)
+        assert status == 401, (method, path, status)
+        assert answer["expired"] is False
+    for role in ROLES:
+        client = api.client()
+        assert client.login(f"{role}1") == 200
+        for method, path, roles in routes:
+            if role in roles:
+                continue
+            status, _ = client.json(method, path, {"reason": "x"} if method in ("POST", "DELETE") else None)
+            assert status == 403, (role, method, path, status)
+
+
+def test_a_refused_listen_writes_only_its_refusal(api: Api) -> None:
+    agent = api.client()
+    agent.login("agent1")
+    status, _ = agent.request("GET", f"/api/recordings/{api.recording_id}/audio")
+    assert status == 403
+    status, _ = api.client().request("GET", f"/api/recordings/{api.recording_id}/audio")
+    assert status == 401
+    entries = api.auth.audit.read(action="listen")
+    assert [(e.actor, e.allowed) for e in entries] == [("-", False), ("agent1", False)]
+
+
+def test_changes_need_the_csrf_token_and_holds_are_audited(api: Api) -> None:
+    auditor = api.client()
+    assert auditor.login("auditor1") == 200
+    cookie = auditor.headers_seen["set-cookie"].lower()
+    assert "httponly" in cookie and "samesite=strict" in cookie
+    hold = f"/api/recordings/{api.recording_id}/hold"
+    # A change without the CSRF token is refused even with a valid session cookie.
+    status, _ = auditor.json("POST", hold, {"reason": "投诉 2026-118"}, csrf=False)
+    assert status == 403
+    status, held = auditor.json("POST", hold, {"reason": "投诉 2026-118"})
+    assert status == 200 and held["held"] is True and held["by"] == "auditor1"
+    status, _ = auditor.json("POST", hold, {})
+    assert status == 400  # a hold needs its reason
+    status, cleared = auditor.json("DELETE", hold, {"reason": "结案"})
+    assert status == 200 and cleared["held"] is False
+    actions = [e.action for e in api.auth.audit.read(actor="auditor1") if e.allowed]
+    assert actions.count("hold_set") == 1 and actions.count("hold_cleared") == 1
+
+
+def test_failed_logins_are_rate_limited(api: Api) -> None:
+    client = api.client()
+    for _ in range(3):
+        assert client.login("auditor1", "wrong-password-1") == 401
+    assert client.login("auditor1") == 429  # even with the right password, for a while
+    assert int(client.headers_seen["retry-after"]) > 0
+    refused = [e for e in api.auth.audit.read(action="login") if not e.allowed]
+    assert len(refused) == 3
+
+
+def test_an_expired_session_is_told_apart_from_no_session(api: Api) -> None:
+    client = api.client()
+    client.login("auditor1")
+    with api.auth.sessions._sessions.begin() as session:  # the session's idle time runs out
+        session.execute(text("UPDATE web_sessions SET last_seen_at = :t"), {"t": NOW - timedelta(hours=2)})
+    status, answer = client.json("GET", "/api/session")
+    assert status == 401 and answer["expired"] is True
+
+
+def test_search_and_replay_with_ranges_are_audited(api: Api) -> None:
+    client = api.client()
+    client.login("supervisor1")
+    status, found = client.json("GET", "/api/recordings?caller=00138&agent=1001&queue=general&from=2026-01-01")
+    assert status == 200
+    [hit] = found["recordings"]
+    assert hit["id"] == api.recording_id and hit["caller_number"] == "13800138000"
+    status, none = client.json("GET", "/api/recordings?queue=complaints")
+    assert status == 200 and none["recordings"] == []
+    status, _ = client.json("GET", "/api/recordings?from=yesterday")
+    assert status == 400
+    data = api.wav.read_bytes()
+    size = len(data)
+    path = f"/api/recordings/{api.recording_id}/audio"
+    status, body = client.request("GET", path)
+    assert status == 200 and body == data and client.headers_seen["content-type"] == "audio/wav"
+    for header, start, end in (
+        ("bytes=0-99", 0, 99),
+        (f"bytes={size // 2}-{size // 2 + 999}", size // 2, size // 2 + 999),
+        ("bytes=-500", size - 500, size - 1),
+        (f"bytes={size - 10}-", size - 10, size - 1),
+    ):
+        status, body = client.request("GET", path, headers={"Range": header})
+        assert status == 206, header
+        assert body == data[start : end + 1]
+        assert client.headers_seen["content-range"] == f"bytes {start}-{end}/{size}"
+    for bad in (f"bytes={size + 10}-{size + 20}", "bytes=500-100", "bytes=abc"):
+        status, _ = client.request("GET", path, headers={"Range": bad})
+        assert status == 416, bad
+    status, body = client.request("GET", f"/api/recordings/{api.recording_id}/download")
+    assert status == 200 and body == data
+    assert client.headers_seen["content-disposition"].startswith("attachment")
+    entries = api.auth.audit.read(actor="supervisor1")
+    actions = sorted(e.action for e in entries if e.allowed)
+    # One listen for the whole session of seeks; the download; the searches.
+    assert actions.count("listen") == 1 and actions.count("download") == 1 and actions.count("search") >= 2
+    auditor = api.client()
+    auditor.login("auditor1")
+    status, log = auditor.json("GET", f"/api/audit?target={api.recording_id}")
+    assert status == 200
+    assert {e["action"] for e in log["entries"]} >= {"listen", "download"}
+    assert all(e["ip"] == "127.0.0.1" for e in log["entries"])

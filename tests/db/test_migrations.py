@@ -569,7 +569,7 @@ def test_upgrade_0004_to_0005_keeps_recordings(db_url: str) -> None:
     finally:
         engine.dispose()
 
-    assert upgrade(db_url) == "0005"
+    assert upgrade(db_url, "0005") == "0005"
     assert ARCHIVE_TABLES <= _tables(db_url)
     assert ARCHIVE_COLUMNS <= _columns(db_url, "recordings")
     assert _indexes(db_url, "recordings") == RECORDING_INDEXES_0004 | {

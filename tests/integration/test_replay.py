@@ -5,12 +5,10 @@ controller's API (with seeking), and the listen on the audit log; an agent is re
 
 from __future__ import annotations
 
-import http.client
 import json
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 from pydub import AudioSegment
@@ -21,6 +19,7 @@ from tests.harness.acd import answered, login, place, rung, stores
 from tests.harness.ami import AmiPeer
 from tests.harness.calls import wait_until
 from tests.harness.hotline import REPO, Hotline
+from tests.harness.web import WebClient
 from tests.harness.world import World
 
 pytestmark = pytest.mark.switch
@@ -42,34 +41,8 @@ def cli(hotline: Hotline, *args: str, stdin: str = "") -> subprocess.CompletedPr
     )
 
 
-class Browser:
-    """Just enough of a browser: the session cookie and the CSRF token."""
-
-    def __init__(self, hotline: Hotline) -> None:
-        self.port = hotline.settings.controller.web_port
-        self.cookie = ""
-        self.headers: dict[str, str] = {}
-
-    def request(
-        self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
-    ) -> tuple[int, bytes]:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=15)
-        sent = {**(headers or {}), **({"Cookie": self.cookie} if self.cookie else {})}
-        data = json.dumps(body).encode() if body is not None else None
-        if data is not None:
-            sent["Content-Type"] = "application/json"
-        conn.request(method, path, body=data, headers=sent)
-        response = conn.getresponse()
-        payload = response.read()
-        self.headers = {k.lower(): v for k, v in response.getheaders()}
-        cookie = response.getheader("Set-Cookie")
-        if cookie and cookie.startswith("hotline_session="):
-            self.cookie = cookie.split(";", 1)[0]
-        conn.close()
-        return response.status, payload
-
-    def login(self, username: str) -> int:
-        return self.request("POST", "/api/login", {"username": username, "password": PASSWORD})[0]
+def browser(hotline: Hotline) -> WebClient:
+    return WebClient(hotline.settings.controller.web_port)
 
 
 def test_a_recorded_call_is_archived_found_and_replayed_by_an_auditor(
@@ -102,12 +75,12 @@ def test_a_recorded_call_is_archived_found_and_replayed_by_an_auditor(
     made = cli(acd, "user", "add", "agent.li", "--role", "agent", "--password-stdin", stdin=PASSWORD + "\n")
     assert made.returncode == 0, made.stderr
 
-    agent = Browser(acd)
-    assert agent.login("agent.li") == 200
+    agent = browser(acd)
+    assert agent.login("agent.li", PASSWORD) == 200
     assert agent.request("GET", f"/api/recordings/{recording.id}/audio")[0] == 403
 
-    auditor = Browser(acd)
-    assert auditor.login("audit.wang") == 200
+    auditor = browser(acd)
+    assert auditor.login("audit.wang", PASSWORD) == 200
     code, body = auditor.request("GET", "/api/recordings?caller=13800005101")
     assert code == 200
     [hit] = json.loads(body)["recordings"]

@@ -9,13 +9,10 @@ a real aiohttp server on loopback, a real SQLite database, real audio files; req
 
 from __future__ import annotations
 
-import http.client
-import json
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 from aiohttp import web
@@ -32,6 +29,7 @@ from cc_core.web.recordings import ReplayContext, add_recording_routes
 from cc_core.web.security import AUTH_KEY, LoginLimiter, WebAuth, add_auth_routes, session_middleware
 from tests.harness.loop import LoopThread
 from tests.harness.ports import free_port
+from tests.harness.web import WebClient
 
 PASSWORD = "Hotline-test-2026"
 ROLES = ("agent", "supervisor", "admin", "reviewer", "auditor")
@@ -51,45 +49,9 @@ class Api:
         return Client(self.port)
 
 
-@dataclass
-class Client:
-    port: int
-    cookie: str = ""
-    csrf: str = ""
-    headers_seen: dict[str, str] = field(default_factory=dict)
-
-    def request(
-        self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None, csrf: bool = True
-    ) -> tuple[int, bytes]:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
-        sent = dict(headers or {})
-        if self.cookie:
-            sent["Cookie"] = self.cookie
-        if csrf and self.csrf:
-            sent["X-CSRF-Token"] = self.csrf
-        data = None
-        if body is not None:
-            data = json.dumps(body).encode()
-            sent["Content-Type"] = "application/json"
-        conn.request(method, path, body=data, headers=sent)
-        response = conn.getresponse()
-        payload = response.read()
-        self.headers_seen = {k.lower(): v for k, v in response.getheaders()}
-        cookie = response.getheader("Set-Cookie")
-        if cookie and cookie.startswith("hotline_session="):
-            self.cookie = cookie.split(";", 1)[0]
-        conn.close()
-        return response.status, payload
-
-    def json(self, method: str, path: str, body: Any = None, **kw: Any) -> tuple[int, Any]:
-        status, payload = self.request(method, path, body, **kw)
-        return status, json.loads(payload) if payload else None
-
+class Client(WebClient):
     def login(self, username: str, password: str = PASSWORD) -> int:
-        status, answer = self.json("POST", "/api/login", {"username": username, "password": password})
-        if status == 200:
-            self.csrf = answer["csrf_token"]
-        return status
+        return super().login(username, password)
 
 
 @pytest.fixture(scope="module")
@@ -195,7 +157,7 @@ def test_a_refused_listen_writes_only_its_refusal(api: Api) -> None:
 def test_changes_need_the_csrf_token_and_holds_are_audited(api: Api) -> None:
     auditor = api.client()
     assert auditor.login("auditor1") == 200
-    cookie = auditor.headers_seen["set-cookie"].lower()
+    cookie = auditor.headers["set-cookie"].lower()
     assert "httponly" in cookie and "samesite=strict" in cookie
     hold = f"/api/recordings/{api.recording_id}/hold"
     # A change without the CSRF token is refused even with a valid session cookie.
@@ -216,7 +178,7 @@ def test_failed_logins_are_rate_limited(api: Api) -> None:
     for _ in range(3):
         assert client.login("auditor1", "wrong-password-1") == 401
     assert client.login("auditor1") == 429  # even with the right password, for a while
-    assert int(client.headers_seen["retry-after"]) > 0
+    assert int(client.headers["retry-after"]) > 0
     refused = [e for e in api.auth.audit.read(action="login") if not e.allowed]
     assert len(refused) == 3
 
@@ -245,7 +207,7 @@ def test_search_and_replay_with_ranges_are_audited(api: Api) -> None:
     size = len(data)
     path = f"/api/recordings/{api.recording_id}/audio"
     status, body = client.request("GET", path)
-    assert status == 200 and body == data and client.headers_seen["content-type"] == "audio/wav"
+    assert status == 200 and body == data and client.headers["content-type"] == "audio/wav"
     for header, start, end in (
         ("bytes=0-99", 0, 99),
         (f"bytes={size // 2}-{size // 2 + 999}", size // 2, size // 2 + 999),
@@ -255,13 +217,13 @@ def test_search_and_replay_with_ranges_are_audited(api: Api) -> None:
         status, body = client.request("GET", path, headers={"Range": header})
         assert status == 206, header
         assert body == data[start : end + 1]
-        assert client.headers_seen["content-range"] == f"bytes {start}-{end}/{size}"
+        assert client.headers["content-range"] == f"bytes {start}-{end}/{size}"
     for bad in (f"bytes={size + 10}-{size + 20}", "bytes=500-100", "bytes=abc"):
         status, _ = client.request("GET", path, headers={"Range": bad})
         assert status == 416, bad
     status, body = client.request("GET", f"/api/recordings/{api.recording_id}/download")
     assert status == 200 and body == data
-    assert client.headers_seen["content-disposition"].startswith("attachment")
+    assert client.headers["content-disposition"].startswith("attachment")
     entries = api.auth.audit.read(actor="supervisor1")
     actions = sorted(e.action for e in entries if e.allowed)
     # One listen for the whole session of seeks; the download; the searches.

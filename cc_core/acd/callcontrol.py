@@ -89,18 +89,15 @@ class CallControl:
 
     # ---- what the agent is on ---------------------------------------------------------------
 
-    def _error(self, text: str) -> AgentError:
-        return AgentError(text)
-
     def _call_of(self, agent_id: str) -> tuple[AgentLeg, Waiter]:
         acd = self.acd
         agent = acd._agent(agent_id)
         leg = acd.legs.get(agent_id)
         if agent.state is not AgentState.ON_CALL or leg is None or not leg.uniqueid:
-            raise self._error(f"agent {agent_id} is not on a call")
+            raise AgentError(f"agent {agent_id} is not on a call")
         waiter = acd.waiters.get(leg.call)
         if waiter is None or waiter.state != "connected":
-            raise self._error(f"agent {agent_id}'s call cannot be transferred (a callback, or already moving)")
+            raise AgentError(f"agent {agent_id}'s call cannot be transferred (a callback, or already moving)")
         return leg, waiter
 
     def _room(self, agent_id: str) -> tuple[Room, Waiter]:
@@ -109,11 +106,11 @@ class CallControl:
         if room is None:
             chan = self.acd.view.channels.get(leg.uniqueid)
             if chan is None:
-                raise self._error(f"agent {agent_id}'s channel is gone")
+                raise AgentError(f"agent {agent_id}'s channel is gone")
             room = Room(leg.call, waiter.channel, agent_id, leg.uniqueid, chan.channel)
             self.rooms[leg.call] = room
         elif room.agent != agent_id:
-            raise self._error(f"agent {agent_id} is not in charge of call {leg.call}")
+            raise AgentError(f"agent {agent_id} is not in charge of call {leg.call}")
         return room, waiter
 
     def resolve(self, to: str, *, allow_queue: bool = True) -> tuple[str, str]:
@@ -129,19 +126,19 @@ class CallControl:
                 kind = "number"
         value = value.strip()
         if kind not in TARGET_KINDS or not value:
-            raise self._error(f"unknown transfer target {to!r} (agent:<id>, queue:<name> or number:<digits>)")
+            raise AgentError(f"unknown transfer target {to!r} (agent:<id>, queue:<name> or number:<digits>)")
         if kind == "agent" and value not in self.acd.agents:
-            raise self._error(f"unknown agent {value!r}")
+            raise AgentError(f"unknown agent {value!r}")
         if kind == "queue":
             if not allow_queue:
-                raise self._error("a consultation is with an agent or a number, not a queue")
+                raise AgentError("a consultation is with an agent or a number, not a queue")
             if value not in self.acd.queues:
-                raise self._error(f"unknown queue {value!r}")
+                raise AgentError(f"unknown queue {value!r}")
         if kind == "number":
             if not value.isdigit() or not 3 <= len(value) <= 20:
-                raise self._error(f"{mask_personal_data(value)!r} is not a phone number")
+                raise AgentError(f"{mask_personal_data(value)!r} is not a phone number")
             if not self.acd.trunk:
-                raise self._error("no trunk with a host is configured: no calls to outside numbers")
+                raise AgentError("no trunk with a host is configured: no calls to outside numbers")
         return kind, value
 
     # ---- switch moves ---------------------------------------------------------------------------
@@ -152,7 +149,7 @@ class CallControl:
                 {"Action": "Setvar", "Channel": channel, "Variable": name, "Value": value}
             )
             if str(answer.get("Response", "")) != "Success":
-                raise self._error(f"the call's channel is gone ({answer.get('Message', '')})")
+                raise AgentError(f"the call's channel is gone ({answer.get('Message', '')})")
 
     async def _redirect(self, channel: str, where: tuple[str, str], extra: tuple[str, tuple[str, str]] | None) -> None:
         action: dict[str, Any] = {
@@ -172,15 +169,15 @@ class CallControl:
         try:
             answer = await self.acd.ami.action(action)
         except (AmiUnavailable, TimeoutError) as exc:
-            raise self._error(f"the switch did not carry the request out: {exc}") from exc
+            raise AgentError(f"the switch did not carry the request out: {exc}") from exc
         if str(answer.get("Response", "")) != "Success":
-            raise self._error(f"the switch refused: {answer.get('Message', '')}")
+            raise AgentError(f"the switch refused: {answer.get('Message', '')}")
 
     async def _hangup(self, channel: str) -> None:
         try:
             await self.acd.ami.action({"Action": "Hangup", "Channel": channel})
         except (AmiUnavailable, TimeoutError) as exc:
-            raise self._error(f"the switch did not carry the request out: {exc}") from exc
+            raise AgentError(f"the switch did not carry the request out: {exc}") from exc
 
     async def _into_room(self, room: Room, agent_to: tuple[str, str]) -> None:
         """Send the agent to ``agent_to``; the first time, the caller into the room as well."""
@@ -204,9 +201,9 @@ class CallControl:
     async def hold(self, agent_id: str) -> str:
         room, _ = self._room(agent_id)
         if room.third is not None:
-            raise self._error("a third party is on the call: drop them or hand the call over first")
+            raise AgentError("a third party is on the call: drop them or hand the call over first")
         if room.agent_where == "held":
-            raise self._error("the caller is already on hold")
+            raise AgentError("the caller is already on hold")
         await self._into_room(room, ("hotline-held", "s"))
         room.agent_where = "held"
         await self._event(room.call, "hold", {"agent": agent_id})
@@ -215,7 +212,7 @@ class CallControl:
     async def take_back(self, agent_id: str) -> str:
         room, _ = self._room(agent_id)
         if room.agent_where != "held":
-            raise self._error("the caller is not on hold")
+            raise AgentError("the caller is not on hold")
         await self._redirect(room.agent_channel, ("hotline-room", "member"), None)
         room.agent_where = "room"
         await self._event(room.call, "unhold", {"agent": agent_id})
@@ -231,13 +228,13 @@ class CallControl:
         kind, value = self.resolve(to)
         room = self.rooms.get(leg.call)
         if room is not None and room.third is not None:
-            raise self._error("a consultation is going on: hand over, or drop the third party first")
+            raise AgentError("a consultation is going on: hand over, or drop the third party first")
         if kind == "agent":
             target = acd.agents[value]
             if value == agent_id:
-                raise self._error("an agent cannot transfer a call to themselves")
+                raise AgentError("an agent cannot transfer a call to themselves")
             if target.state is AgentState.OFFLINE:
-                raise self._error(f"agent {value} is not logged in")
+                raise AgentError(f"agent {value} is not logged in")
         target_text = f"{kind}:{value}"
         if kind == "number":
             await self._setvars(waiter.channel, {"HOTLINE_TRANSFER": value})
@@ -290,15 +287,15 @@ class CallControl:
         acd = self.acd
         room, _ = self._room(agent_id)
         if room.third is not None:
-            raise self._error("a third party is already on the call")
+            raise AgentError("a third party is already on the call")
         kind, value = self.resolve(to, allow_queue=False)
         third_agent: str | None = None
         if kind == "agent":
             if value == agent_id:
-                raise self._error("an agent cannot consult themselves")
+                raise AgentError("an agent cannot consult themselves")
             target = acd.agents[value]
             if target.state is not AgentState.AVAILABLE or not target.device_reachable:
-                raise self._error(f"agent {value} is not available ({target.state.value})")
+                raise AgentError(f"agent {value} is not available ({target.state.value})")
             dial = acd.dial_string(acd.extension.get(value, value))
             third_agent = value
         else:
@@ -337,7 +334,7 @@ class CallControl:
         third = room.third
         if third is None or third.state not in states:
             now = third.state if third is not None else "none"
-            raise self._error(f"no third party in a state for this ({now})")
+            raise AgentError(f"no third party in a state for this ({now})")
         return room, third
 
     async def cancel_consult(self, agent_id: str) -> str:

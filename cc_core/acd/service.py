@@ -419,24 +419,26 @@ class Acd:
 
     async def tick(self) -> None:
         """Time passes: wrap-ups that are over end, holds that ran out free their callers."""
-        now = self.clock()
+        self.dispatch(time_passed=True)
+
+    def _end_due_wrapups(self, now: datetime) -> None:
         for agent_id, agent in list(self.agents.items()):
             ticked = sm.tick(agent, now)
             if ticked is not agent:
                 self.agents[agent_id] = ticked
                 self._spawn(self._record(agent, ticked, "wrap-up over", None))
-        self.dispatch()
 
-    def dispatch(self) -> None:
-        """Run the router and carry its assignments out (synchronously decided: no double offer)."""
-        if not self.waiting:
+    def dispatch(self, *, time_passed: bool = False) -> None:
+        """Run the router and carry its assignments out (synchronously decided: no double offer).
+
+        Wrap-ups that are over end first (every second from :meth:`tick`, and before any routing
+        so an agent whose wrap-up just ran out is seen as free)."""
+        if not self.waiting and not time_passed:
             return
         now = self.clock()
-        for agent_id, agent in list(self.agents.items()):
-            ticked = sm.tick(agent, now)
-            if ticked is not agent:
-                self.agents[agent_id] = ticked
-                self._spawn(self._record(agent, ticked, "wrap-up over", None))
+        self._end_due_wrapups(now)
+        if not self.waiting:
+            return
         result = route(RouterState(self.agents, self.waiting, self.queues, self.rr_cursor), now)
         if not result.assignments:
             return

@@ -234,3 +234,19 @@ def test_search_and_replay_with_ranges_are_audited(api: Api) -> None:
     assert status == 200
     assert {e["action"] for e in log["entries"]} >= {"listen", "download"}
     assert all(e["ip"] == "127.0.0.1" for e in log["entries"])
+
+
+def test_no_audio_without_an_audit_entry(api: Api, tmp_path: Path) -> None:
+    """P2: if the audit log cannot be written (its database gone), the recording is not served."""
+    client = api.client()
+    client.login("auditor1")
+    working = api.auth.audit
+    # A real database failure: the log's tables do not exist in this (empty) database.
+    api.auth.audit = AuditLog(make_sessionmaker(make_engine(f"sqlite:///{tmp_path / 'empty.db'}")))
+    try:
+        status, body = client.request("GET", f"/api/recordings/{api.recording_id}/audio")
+    finally:
+        api.auth.audit = working
+    assert status == 503 and b"audit" in body
+    status, _ = client.request("GET", f"/api/recordings/{api.recording_id}/audio")
+    assert status == 200

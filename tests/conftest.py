@@ -124,7 +124,9 @@ def world(hotline: Hotline, loop: LoopThread, cc_ami: AmiPeer) -> Iterator[World
 
 @pytest.fixture
 def controller(hotline: Hotline) -> Iterator[Hotline]:
-    """The controller process, running and connected (restarted if an earlier test stopped it)."""
+    """The controller process, running and connected (restarted if an earlier test stopped it,
+    and the switch too)."""
+    hotline.ensure_switch()
     if hotline.controller is None or hotline.controller.poll() is not None:
         hotline.start_controller()
     hotline.wait_controller_ok()

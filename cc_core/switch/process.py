@@ -123,14 +123,25 @@ class Switch:
                 self.pid_file.unlink(missing_ok=True)
                 raise SwitchError(
                     f"the switch exited at start (code {proc.returncode}); see {self.instance.console_log}"
+                    f"{self._console_tail()}"
                 )
             if ctl.exists():
                 result = self.cli("core waitfullybooted", timeout=max(1.0, deadline - time.monotonic()))
                 if "fully booted" in result.lower():
                     return proc.pid
             time.sleep(0.1)
+        tail = self._console_tail()
         self.stop()
-        raise SwitchError(f"the switch did not boot in {timeout:.0f} s; see {self.instance.console_log}")
+        raise SwitchError(f"the switch did not boot in {timeout:.0f} s; see {self.instance.console_log}{tail}")
+
+    def _console_tail(self, lines: int = 12) -> str:
+        """The end of the console log, indented, for an error message ('' if there is none)."""
+        try:
+            text = self.instance.console_log.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return ""
+        tail = [line for line in text.splitlines()[-lines:] if line.strip()]
+        return "".join(f"\n    {line}" for line in tail)
 
     def cli(self, command: str, timeout: float = 10.0) -> str:
         """Run one Asterisk CLI command (``asterisk -rx``) and return its output."""

@@ -231,7 +231,10 @@ class Hotline:
             if last is not None and last.get("status") == "ok":
                 return last
             time.sleep(0.1)
-        raise AssertionError(f"controller not ok in {timeout} s: {last}\n{self.controller_tail()}")
+        raise AssertionError(
+            f"controller not ok in {timeout} s: {last}\n{self.controller_tail()}\n"
+            f"switch pid: {self.switch.pid}; its console log ends with:\n{self.switch_tail()}"
+        )
 
     @contextmanager
     def ami_link_down(self, timeout: float = 20.0) -> Iterator[None]:
@@ -272,6 +275,22 @@ class Hotline:
             return "\n".join(self.controller_log.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return "(no controller log)"
+
+    def switch_tail(self, lines: int = 40) -> str:
+        try:
+            text = self.instance.console_log.read_text(errors="replace")
+        except OSError:
+            return "(no switch console log)"
+        return "\n".join(text.splitlines()[-lines:])
+
+    def ensure_switch(self) -> None:
+        """Start the switch again if an earlier test left it stopped or it died, saying so on
+        stderr with its console log's end (so one failure shows its cause and does not turn
+        every later test into an error)."""
+        if self.switch.is_running():
+            return
+        print(f"\nthe switch was not running; its console log ends with:\n{self.switch_tail()}", file=sys.stderr)
+        self.start_switch()
 
     def close(self) -> None:
         self.stop_controller()

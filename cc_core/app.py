@@ -63,10 +63,14 @@ from cc_core.switch.fastagi import AgiSession, FastAgiServer
 from cc_core.switch.instance import Instance
 from cc_core.switch.process import read_pid
 from cc_core.switch.view import SwitchView
+from cc_core.web.admin import FlowAdmin
+from cc_core.web.api import add_api_routes
 from cc_core.web.control import make_control_app
+from cc_core.web.frontend import add_frontend_routes
 from cc_core.web.health import make_app
-from cc_core.web.recordings import ReplayContext, add_recording_routes
-from cc_core.web.security import AUTH_KEY, WebAuth, add_auth_routes, session_middleware
+from cc_core.web.recordings import ReplayContext
+from cc_core.web.security import AUTH_KEY, WebAuth, session_middleware
+from cc_core.web.workstation import Views
 
 BEIJING = ZoneInfo("Asia/Shanghai")
 # Web logins: closed after 30 minutes without a request, and after 12 hours in any case.
@@ -164,6 +168,14 @@ class Controller:
         )
         self.acd.on_wrapup_scheduled(self._wrapup_timer)
         self.call_control = CallControl(self.acd, self.bus)
+        self.views = Views(
+            self.acd,
+            self.call_control,
+            self.store,
+            self.acd.agent_store,
+            self.callbacks,
+            queue_titles={q.name: q.title or q.name for q in settings.queues},
+        )
         self._control_token = secrets.control_token
         self.agi = FastAgiServer(
             self._agi,
@@ -298,8 +310,13 @@ class Controller:
         await self.acd.restore()
         app = make_app(self.health, middlewares=[session_middleware])
         app[AUTH_KEY] = self.web_auth
-        add_auth_routes(app)
-        add_recording_routes(app, ReplayContext(self.sessions, self.archive))
+        add_api_routes(
+            app,
+            replay=ReplayContext(self.sessions, self.archive),
+            views=self.views,
+            flows=FlowAdmin(self.settings.flows_path, self.registry, self.reload_flows, self.settings),
+        )
+        add_frontend_routes(app)
         app.add_subapp("/api/control/", make_control_app(self.acd, self.call_control, self._control_token))
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()

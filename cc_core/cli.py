@@ -105,7 +105,7 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
     up_file.write_text(json.dumps({"pid": os.getpid(), "started_switch": started}))
     ctl = settings.controller
     print(
-        f"hotline: controller on FastAGI {ctl.agi_host}:{ctl.agi_port}, health page http://{ctl.web_host}:{ctl.web_port}/"
+        f"hotline: controller on FastAGI {ctl.agi_host}:{ctl.agi_port}, web http://{ctl.web_host}:{ctl.web_port}/"
         " — Ctrl-C or 'hotline down' stops it",
         flush=True,
     )

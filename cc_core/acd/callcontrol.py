@@ -395,6 +395,39 @@ class CallControl:
         await self._event(room.call, "agent_left_conference", {"agent": agent_id, "left": _masked(third.target)})
         return room.call
 
+    async def hang_up(self, agent_id: str) -> str:
+        """The agent ends their part of the call (the workstation's 挂断 button): their channel is
+        hung up, as if they put the phone down. The citizen goes on to the survey, or stays with a
+        third party the agent left them with. Works on callbacks too."""
+        acd = self.acd
+        agent = acd._agent(agent_id)
+        leg = acd.legs.get(agent_id)
+        if agent.state not in (AgentState.ON_CALL, AgentState.RINGING) or leg is None:
+            raise AgentError(f"agent {agent_id} is not on a call")
+        room = self.rooms.get(leg.call)
+        if room is not None and room.agent == agent_id and room.agent_channel:
+            channel = room.agent_channel
+        else:
+            chan = acd.view.channels.get(leg.uniqueid)
+            if chan is None:
+                raise AgentError(f"agent {agent_id}'s channel is gone")
+            channel = chan.channel
+        await self._hangup(channel)
+        await self._event(leg.call, "agent_hung_up", {"agent": agent_id, "from": "workstation"})
+        return leg.call
+
+    def room_state(self, call: str) -> dict[str, Any] | None:
+        """Where a call's parties are, for the agent's screen (None: a plain call)."""
+        room = self.rooms.get(call)
+        if room is None:
+            return None
+        third = room.third
+        return {
+            "agent_where": room.agent_where,
+            "caller_in_room": room.moved,
+            "third": None if third is None else {"target": _masked(third.target), "state": third.state},
+        }
+
     def _pass_on(self, room: Room, third: Party) -> None:
         """The third party takes the call over: an agent is in charge of it from now on."""
         room.third = None

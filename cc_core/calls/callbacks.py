@@ -375,6 +375,19 @@ class CallbackStore:
             )
             return done is not None
 
+    def active(self, limit: int = 50) -> list[CallbackView]:
+        """Callbacks not closed yet (open or being dialled), the oldest first (the agents' list)."""
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        with self._sessions() as session:
+            rows = session.scalars(
+                select(Callback)
+                .where(Callback.status.in_(ACTIVE_STATUSES))
+                .order_by(Callback.created_at, Callback.id)
+                .limit(limit)
+            )
+            return [CallbackView.from_row(row) for row in rows]
+
     def get(self, callback_id: int) -> CallbackView | None:
         """The callback, or None."""
         with self._sessions() as session:

@@ -128,6 +128,53 @@ class DayStats:
     total_rate: float
 
 
+@dataclass(frozen=True)
+class DayFigures:
+    """Averages of one Beijing day (all calls, or one agent's); None where nothing was measured."""
+
+    day: date
+    answered: int
+    avg_wait_s: float | None
+    avg_talk_s: float | None
+    survey_avg: float | None
+    survey_count: int
+    satisfied_rate: float | None
+
+
+def _mean(values: list[float] | list[int], digits: int = 1) -> float | None:
+    return round(sum(values) / len(values), digits) if values else None
+
+
+def _bare(call: Call) -> CallView:
+    """A call without its timeline (lists never load the events)."""
+    return CallView(
+        id=call.id,
+        uniqueid=call.uniqueid,
+        linkedid=call.linkedid,
+        caller_number=call.caller_number,
+        dialed_number=call.dialed_number,
+        channel=call.channel,
+        arrived_at=call.arrived_at,
+        answered_at=call.answered_at,
+        ended_at=call.ended_at,
+        digits=call.digits,
+        hangup_cause=call.hangup_cause,
+        hangup_cause_text=call.hangup_cause_text,
+        status=call.status,
+        fallback=call.fallback,
+        flow=call.flow,
+        survey_score=call.survey_score,
+        ivr_exit=call.ivr_exit,
+        queue=call.queue,
+        queued_at=call.queued_at,
+        connected_at=call.connected_at,
+        agent_id=call.agent_id,
+        wrapup_ended_at=call.wrapup_ended_at,
+        summary=call.summary,
+        survey_agent_id=call.survey_agent_id,
+    )
+
+
 def _text(value: str, limit: int) -> str:
     # PostgreSQL text cannot hold NUL; a garbled caller ID must not lose the call record.
     return value.replace("\x00", "")[:limit]
@@ -660,6 +707,59 @@ class CallStore:
             answered_rate=answered_rate,
             callback_rate=callback_rate,
             total_rate=min(1.0, answered_rate + callback_rate),
+        )
+
+    def history(self, caller_number: str, *, exclude: str | None = None, limit: int = 10) -> list[CallView]:
+        """Earlier calls from this number, newest first, without their timelines (the agent's
+        pop-up, T1). An anonymous number has no history: strangers are not one caller."""
+        number = _text(caller_number, _NUMBER_LEN)
+        if is_anonymous(number) or limit < 1:
+            return []
+        stmt = select(Call).where(Call.caller_number == number)
+        if exclude:
+            stmt = stmt.where(Call.uniqueid != exclude)
+        with self._sessions() as session:
+            rows = session.scalars(stmt.order_by(Call.arrived_at.desc(), Call.id.desc()).limit(limit))
+            return [_bare(row) for row in rows]
+
+    def day_figures(self, day: date, agent_id: str | None = None) -> DayFigures:
+        """Averages of one Beijing day for the wallboard, or for one agent's own figures (T1, T7):
+        calls answered, average wait (queue entry → answer), average talk (answer → hang-up,
+        the survey included), the survey average and the satisfied share (scores 1–2 of 1 非常满意
+        … 5 非常不满意). Computed in Python over the day's answered rows (at most a few thousand):
+        the same code on SQLite and PostgreSQL, which differ in date arithmetic."""
+        start, end = beijing_day_bounds(day)
+        stmt = select(
+            Call.queued_at, Call.connected_at, Call.ended_at, Call.survey_score, Call.agent_id, Call.survey_agent_id
+        ).where(
+            Call.arrived_at >= start,
+            Call.arrived_at < end,
+            or_(Call.connected_at.is_not(None), Call.survey_score.is_not(None)),
+        )
+        if agent_id is not None:
+            stmt = stmt.where(or_(Call.agent_id == agent_id, Call.survey_agent_id == agent_id))
+        waits: list[float] = []
+        talks: list[float] = []
+        scores: list[int] = []
+        answered = 0
+        with self._sessions() as session:
+            for queued, connected, ended, score, agent, survey_agent in session.execute(stmt):
+                if connected is not None and (agent_id is None or agent == agent_id):
+                    answered += 1
+                    if queued is not None:
+                        waits.append(max(0.0, (connected - queued).total_seconds()))
+                    if ended is not None:
+                        talks.append(max(0.0, (ended - connected).total_seconds()))
+                if score is not None and (agent_id is None or (survey_agent or agent) == agent_id):
+                    scores.append(int(score))
+        return DayFigures(
+            day=day,
+            answered=answered,
+            avg_wait_s=_mean(waits),
+            avg_talk_s=_mean(talks),
+            survey_avg=_mean(scores, 2),
+            survey_count=len(scores),
+            satisfied_rate=round(sum(1 for v in scores if v <= 2) / len(scores), 4) if scores else None,
         )
 
     def ivr_path(self, uniqueid: str) -> list[tuple[datetime, str, str, str]]:

@@ -1,5 +1,5 @@
 """The health report over HTTP: ``/health`` (JSON, for ``hotline status`` and monitoring) and
-``/`` (a small page in Chinese for a person).
+``/status`` (a small page in Chinese for a person). ``/`` is the web front-end.
 """
 
 from __future__ import annotations
@@ -59,5 +59,5 @@ def make_app(health: HealthSource, middlewares: Iterable[Middleware] = ()) -> we
     app = web.Application(middlewares=list(middlewares))
     app[HEALTH_KEY] = _HealthHolder(health)
     app.router.add_get("/health", health_json)
-    app.router.add_get("/", health_page)
+    app.router.add_get("/status", health_page)
     return app

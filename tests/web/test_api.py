@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 from aiohttp import web
@@ -25,8 +26,9 @@ from cc_core.calls.recordings import RecordingStore
 from cc_core.calls.store import CallStore
 from cc_core.db.session import make_engine, make_sessionmaker, upgrade
 from cc_core.web.health import make_app
-from cc_core.web.recordings import ReplayContext, add_recording_routes
-from cc_core.web.security import AUTH_KEY, LoginLimiter, WebAuth, add_auth_routes, session_middleware
+from cc_core.web.api import PUBLIC_API, add_api_routes
+from cc_core.web.recordings import ReplayContext
+from cc_core.web.security import AUTH_KEY, LoginLimiter, WebAuth, session_middleware
 from tests.harness.loop import LoopThread
 from tests.harness.ports import free_port
 from tests.harness.web import WebClient
@@ -93,9 +95,17 @@ def api(tmp_path: Path, loop: LoopThread) -> Iterator[Api]:
     )
     app = make_app(lambda: {"status": "ok"}, middlewares=[session_middleware])
     app[AUTH_KEY] = auth
-    add_auth_routes(app)
     archive = ArchiveConfig(store=tmp_path / "store", backup=None, host_path=lambda p: chroot / p.lstrip("/"))
-    add_recording_routes(app, ReplayContext(sessions, archive))
+    # The product's whole route set. The workstation and admin parts are never reached by these
+    # tests (they check refusals, given before a handler runs); their behaviour is tested
+    # against the real controller in tests/integration and tests/web/test_browser.py.
+    unreached = cast(Any, None)
+    add_api_routes(
+        app,
+        replay=ReplayContext(sessions, archive),
+        views=unreached,
+        flows=unreached,
+    )
     port = free_port()
     runner = web.AppRunner(app, access_log=None)
 
@@ -118,10 +128,11 @@ def api_routes(app: web.Application) -> list[tuple[str, str, tuple[str, ...]]]:
         roles = getattr(route.handler, "roles", None)
         if not path.startswith("/api/") or route.method == "HEAD":
             continue
-        if path in ("/api/login", "/api/logout"):
+        if path in PUBLIC_API:
             continue
         assert roles is not None, f"{route.method} {path} has no role check"
-        out.append((route.method, path.replace("{id}", "1"), roles))
+        filled = path.replace("{id}", "1").replace("{name}", "main").replace("{agent}", "1001")
+        out.append((route.method, filled.replace("{action}", "pause"), roles))
     return out
 
 
@@ -250,3 +261,19 @@ def test_no_audio_without_an_audit_entry(api: Api, tmp_path: Path) -> None:
     assert status == 503 and b"audit" in body
     status, _ = client.request("GET", f"/api/recordings/{api.recording_id}/audio")
     assert status == 200
+
+
+def test_the_openapi_document_lists_every_route_with_its_roles(api: Api) -> None:
+    status, doc = api.client().json("GET", "/api/openapi.json")
+    assert status == 200 and doc["openapi"].startswith("3.1")
+    described = {(method.upper(), path) for path, ops in doc["paths"].items() for method in ops}
+    for route in api.app.router.routes():
+        info = route.resource.get_info() if route.resource else {}
+        path = info.get("path") or info.get("formatter", "")
+        if not path.startswith("/api/") or route.method == "HEAD":
+            continue
+        assert (route.method, path) in described, (route.method, path)
+        operation = doc["paths"][path][route.method.lower()]
+        assert operation["summary"], path
+        if path not in PUBLIC_API:
+            assert operation["x-roles"] == list(route.handler.roles), path

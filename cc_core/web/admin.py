@@ -1,0 +1,318 @@
+"""Admin pages' API: IVR flows (validate, publish, upload, graph) and the configured agents and
+queues (issue 6 item 5; O-requirements on flows).
+
+A flow an admin sends is validated exactly as a reload would: the candidate file is placed in a
+scratch copy of ``ivr_flows/`` (the other flows, prompts and calendars linked, not copied) and the
+whole folder is loaded, so a ``goto`` to another flow, a missing prompt or an unreachable node
+is found with its line before anything is written. Only a flow without problems is written
+(atomically: a temporary file renamed over the old one) and the controller reloads; calls in
+progress keep the version they started with (the registry hands each call a snapshot).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import tempfile
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from cc_core.ivr.graph import GraphError, render_graph
+from cc_core.ivr.loader import MAX_FILE_BYTES, load_flows
+from cc_core.ivr.registry import FlowRegistry
+from cc_core.settings import Settings
+from cc_core.web.security import AUTH_KEY, client_ip, current, json_error, requires
+from cc_core.web.workstation import dumps
+
+FLOW_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+UPLOAD_TYPES = (".yaml", ".yml")
+
+
+@dataclass
+class FlowAdmin:
+    """Where flows live and how the controller takes a new set."""
+
+    folder: Path
+    registry: FlowRegistry
+    reload: Callable[[], Awaitable[None]]
+    settings: Settings
+
+    def validate(self, name: str, data: bytes) -> tuple[list[dict[str, Any]], list[str]]:
+        """Problems (file, line, message) and warnings the flow ``name`` with content ``data``
+        would have in this folder; no problems means it can be published (blocking)."""
+        with tempfile.TemporaryDirectory(prefix="hotline-flow-check-") as scratch:
+            root = Path(scratch)
+            for item in self.folder.iterdir():
+                if item.name in (f"{name}.yaml", f"{name}.yml") or item.name.startswith("."):
+                    continue
+                (root / item.name).symlink_to(item.resolve())
+            (root / f"{name}.yaml").write_bytes(data)
+            _flows, problems = load_flows(root)
+        # A problem in another file (one whose goto names this flow) counts too: publishing
+        # this one would break it.
+        found = [
+            {"file": p.file.name, "line": p.line, "message": f"{p.path}: {p.message}" if p.path else p.message}
+            for p in sorted(problems, key=lambda p: (p.file.name != f"{name}.yaml", p.file.name, p.line))
+        ]
+        return found, []
+
+    def write(self, name: str, data: bytes) -> Path:
+        """Write the flow file atomically (blocking)."""
+        target = self.folder / f"{name}.yaml"
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=self.folder)
+        tmp = Path(tmp_name)
+        try:
+            with os.fdopen(fd, "wb") as file:
+                file.write(data)
+                file.flush()
+                os.fsync(file.fileno())
+            os.chmod(tmp, 0o644)
+            tmp.replace(target)
+        finally:
+            tmp.unlink(missing_ok=True)
+        old_yml = self.folder / f"{name}.yml"
+        if old_yml.exists():  # one file per flow name
+            old_yml.unlink()
+        return target
+
+
+def _line_of(text: str) -> int:
+    parts = text.split(":")
+    return int(parts[1]) if len(parts) > 2 and parts[1].isdigit() else 1
+
+
+FLOWS_KEY = web.AppKey("flow_admin", FlowAdmin)
+
+
+def _name(request: web.Request) -> str:
+    name = request.match_info["name"]
+    if not FLOW_NAME.match(name):
+        raise web.HTTPBadRequest(
+            text=dumps({"error": "流程名只能含小写字母、数字和下划线 (a-z, 0-9, _)"}), content_type="application/json"
+        )
+    return name
+
+
+def _flow_file(admin: FlowAdmin, name: str) -> Path | None:
+    for suffix in UPLOAD_TYPES:
+        path = admin.folder / f"{name}{suffix}"
+        if path.is_file():
+            return path
+    return None
+
+
+def _yaml_bytes(text: Any) -> bytes:
+    if not isinstance(text, str):
+        raise web.HTTPBadRequest(text=dumps({"error": "缺少 yaml (missing yaml)"}), content_type="application/json")
+    data = text.encode("utf-8")
+    if len(data) > MAX_FILE_BYTES:
+        raise web.HTTPRequestEntityTooLarge(max_size=MAX_FILE_BYTES, actual_size=len(data))
+    return data
+
+
+async def _json(request: web.Request) -> dict[str, Any]:
+    raw = await request.content.read(MAX_FILE_BYTES * 2 + 1)
+    if len(raw) > MAX_FILE_BYTES * 2:
+        raise web.HTTPRequestEntityTooLarge(max_size=MAX_FILE_BYTES * 2, actual_size=len(raw))
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        data = None
+    if not isinstance(data, dict):
+        raise web.HTTPBadRequest(
+            text=dumps({"error": "请求须为 JSON 对象 (a JSON object)"}), content_type="application/json"
+        )
+    return data
+
+
+async def _audit(request: web.Request, action: str, target: str, detail: dict[str, Any]) -> None:
+    auth = request.app[AUTH_KEY]
+    view = current(request)
+    assert view is not None
+    await asyncio.to_thread(
+        auth.audit.write,
+        auth.clock(),
+        view.user.username,
+        view.user.role,
+        action,
+        target,
+        client_ip(request),
+        allowed=True,
+        detail=detail,
+    )
+
+
+@requires("admin")
+async def list_flows(request: web.Request) -> web.Response:
+    """The flow files and which version of each serves calls."""
+    admin = request.app[FLOWS_KEY]
+    loaded = admin.registry.snapshot()
+    files = sorted(p for p in admin.folder.iterdir() if p.suffix in UPLOAD_TYPES and not p.name.startswith("."))
+    return web.json_response(
+        {
+            "flows": [
+                {
+                    "name": p.stem,
+                    "file": p.name,
+                    "loaded": p.stem in loaded,
+                    "version": loaded[p.stem].version[:12] if p.stem in loaded else None,
+                }
+                for p in files
+            ],
+            "problems": admin.registry.last_report.problems[:50],
+        },
+        dumps=dumps,
+    )
+
+
+@requires("admin")
+async def get_flow(request: web.Request) -> web.Response:
+    """The YAML text of one flow file."""
+    admin = request.app[FLOWS_KEY]
+    name = _name(request)
+    path = _flow_file(admin, name)
+    if path is None:
+        return json_error(404, f"没有流程 {name} (no such flow)")
+    text = (await asyncio.to_thread(path.read_bytes)).decode("utf-8", errors="replace")
+    return web.json_response({"name": name, "file": path.name, "yaml": text}, dumps=dumps)
+
+
+@requires("admin")
+async def validate_flow(request: web.Request) -> web.Response:
+    """Check a flow's YAML without writing it: problems with file and line."""
+    admin = request.app[FLOWS_KEY]
+    data = await _json(request)
+    name = data.get("name")
+    if not isinstance(name, str) or not FLOW_NAME.match(name):
+        return json_error(400, "流程名只能含小写字母、数字和下划线 (a-z, 0-9, _)")
+    problems, warnings = await asyncio.to_thread(admin.validate, name, _yaml_bytes(data.get("yaml")))
+    return web.json_response({"ok": not problems, "problems": problems, "warnings": warnings}, dumps=dumps)
+
+
+async def _publish(request: web.Request, name: str, data: bytes, how: str) -> web.Response:
+    admin = request.app[FLOWS_KEY]
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return json_error(415, "流程文件须为 UTF-8 文本 (the file must be UTF-8 text)")
+    problems, _warnings = await asyncio.to_thread(admin.validate, name, data)
+    if problems:
+        return web.json_response(
+            {"error": "流程有错误，未发布 (the flow has problems; nothing was written)", "problems": problems},
+            status=422,
+            dumps=dumps,
+        )
+    await asyncio.to_thread(admin.write, name, data)
+    await admin.reload()
+    flow = admin.registry.snapshot().get(name)
+    version = flow.version[:12] if flow is not None else None
+    await _audit(request, "publish_flow", name, {"how": how, "version": version, "bytes": len(data)})
+    return web.json_response({"ok": flow is not None, "name": name, "version": version}, dumps=dumps)
+
+
+@requires("admin")
+async def put_flow(request: web.Request) -> web.Response:
+    """Publish a flow: validate, write atomically, reload (calls in progress are not disturbed)."""
+    name = _name(request)
+    data = await _json(request)
+    return await _publish(request, name, _yaml_bytes(data.get("yaml")), "edit")
+
+
+@requires("admin")
+async def upload_flow(request: web.Request) -> web.Response:
+    """Publish an uploaded ``.yaml`` file (multipart field ``file``; at most 256 KiB, UTF-8)."""
+    if not request.content_type.startswith("multipart/"):
+        return json_error(415, "请以 multipart/form-data 上传文件 (upload as multipart/form-data)")
+    reader = await request.multipart()
+    while True:
+        part = await reader.next()
+        if part is None:
+            return json_error(400, "缺少文件字段 file (missing the file field)")
+        if getattr(part, "name", None) == "file":
+            break
+    filename = getattr(part, "filename", None) or ""
+    stem, suffix = os.path.splitext(os.path.basename(filename))
+    if suffix.lower() not in UPLOAD_TYPES:
+        return json_error(415, "只接受 .yaml 或 .yml 文件 (only .yaml or .yml files)")
+    if not FLOW_NAME.match(stem):
+        return json_error(400, "文件名只能含小写字母、数字和下划线 (file name: a-z, 0-9, _)")
+    data = bytearray()
+    while chunk := await part.read_chunk(64 * 1024):  # type: ignore[union-attr]
+        data.extend(chunk)
+        if len(data) > MAX_FILE_BYTES:
+            return json_error(413, f"文件过大，上限 {MAX_FILE_BYTES // 1024} KiB (the file is too large)")
+    if b"\x00" in data:
+        return json_error(415, "这不是文本文件 (not a text file)")
+    return await _publish(request, stem, bytes(data), "upload")
+
+
+@requires("admin")
+async def flow_graph(request: web.Request) -> web.StreamResponse:
+    """The loaded version of a flow as an SVG picture (Chinese labels)."""
+    admin = request.app[FLOWS_KEY]
+    name = _name(request)
+    flow = admin.registry.snapshot().get(name)
+    if flow is None:
+        return json_error(404, f"流程 {name} 未加载 (not loaded)")
+
+    def draw() -> bytes:
+        with tempfile.TemporaryDirectory(prefix="hotline-graph-") as scratch:
+            return render_graph(flow, Path(scratch) / f"{name}.svg").read_bytes()
+
+    try:
+        svg = await asyncio.to_thread(draw)
+    except GraphError as exc:
+        return json_error(500, str(exc))
+    return web.Response(
+        body=svg,
+        content_type="image/svg+xml",
+        headers={"Cache-Control": "no-store", "Content-Security-Policy": "script-src 'none'"},
+    )
+
+
+@requires("admin")
+async def list_agents(request: web.Request) -> web.Response:
+    """The configured agents with skills, team and queues (hotline.toml [[agents]])."""
+    settings = request.app[FLOWS_KEY].settings
+    return web.json_response(
+        {
+            "agents": [
+                {
+                    "id": a.id,
+                    "name": a.name,
+                    "skills": a.skills,
+                    "team": a.team,
+                    "tags": a.tags,
+                    "queues": a.queues,
+                    "chat_capacity": a.chat_capacity,
+                }
+                for a in settings.agents
+            ]
+        },
+        dumps=dumps,
+    )
+
+
+@requires("admin")
+async def list_queues(request: web.Request) -> web.Response:
+    """The configured queues and their strategies (hotline.toml [[queues]])."""
+    settings = request.app[FLOWS_KEY].settings
+    return web.json_response({"queues": [q.model_dump() for q in settings.queues]}, dumps=dumps)
+
+
+def add_admin_routes(app: web.Application, admin: FlowAdmin) -> None:
+    app[FLOWS_KEY] = admin
+    app.router.add_get("/api/admin/flows", list_flows)
+    app.router.add_post("/api/admin/flows/validate", validate_flow)
+    app.router.add_post("/api/admin/flows/upload", upload_flow)
+    app.router.add_get("/api/admin/flows/{name}", get_flow)
+    app.router.add_put("/api/admin/flows/{name}", put_flow)
+    app.router.add_get("/api/admin/flows/{name}/graph", flow_graph)
+    app.router.add_get("/api/admin/agents", list_agents)
+    app.router.add_get("/api/admin/queues", list_queues)

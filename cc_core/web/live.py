@@ -1,0 +1,94 @@
+"""Live updates over a WebSocket (``/api/ws``, issue 6 items 3 and 4).
+
+One connection per open page. Twice a second the handler compares what the page depends on in
+memory (:meth:`Views.agent_key` / :meth:`Views.wallboard_key`: states, waiting callers, the call
+on the agent) with what it last sent; on a change, and at least every few seconds (the day's
+figures and the callback list live in the database), it builds the page's data in a worker
+thread and sends ``{"type": "agent"|"wallboard", "data": …}``. Building per connection costs a
+few queries; a center has tens of pages open, not thousands.
+
+The session is checked again every :data:`SESSION_CHECK_S`: when it has ended (logged out,
+disabled, past its lifetime) the page gets ``{"type": "expired"}`` and the socket closes with
+code 4401, so the page asks for the password again without losing what was typed. An open
+page counts as activity for the session's idle timer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from cc_core.web.security import AUTH_KEY, SESSION_COOKIE, current, requires
+from cc_core.web.workstation import VIEWS_KEY, Views, dumps
+
+log = logging.getLogger(__name__)
+
+TICK_S = 0.5
+HEARTBEAT_S = 5.0
+SESSION_CHECK_S = 15.0
+EXPIRED_CLOSE_CODE = 4401
+
+
+def _payload(views: Views, role: str, agent_id: str | None) -> dict[str, Any]:
+    if role == "agent" and agent_id:
+        return {"type": "agent", "data": views.agent_view(agent_id)}
+    return {"type": "wallboard", "data": views.wallboard()}
+
+
+@requires("agent", "supervisor", "admin")
+async def live(request: web.Request) -> web.StreamResponse:
+    """The WebSocket of live updates: the agent's screen, or the wallboard."""
+    view = current(request)
+    assert view is not None
+    role, agent_id = view.user.role, view.user.agent_id
+    views = request.app[VIEWS_KEY]
+    if role == "agent" and (not agent_id or agent_id not in views.acd.agents):
+        raise web.HTTPConflict(text=dumps({"error": "此账号未关联坐席 (not linked to an agent)"}))
+    auth = request.app[AUTH_KEY]
+    token = request.cookies.get(SESSION_COOKIE, "")
+    ws = web.WebSocketResponse(heartbeat=30.0, max_msg_size=4096)
+    await ws.prepare(request)
+
+    def key() -> tuple[Any, ...]:
+        return views.agent_key(agent_id) if role == "agent" and agent_id else views.wallboard_key()
+
+    sent_key: tuple[Any, ...] | None = None
+    sent_at = 0.0
+    checked_at = time.monotonic()
+    try:
+        while not ws.closed:
+            now = time.monotonic()
+            if now - checked_at >= SESSION_CHECK_S:
+                checked_at = now
+                if await asyncio.to_thread(auth.sessions.resolve, token, auth.clock()) is None:
+                    await ws.send_str(dumps({"type": "expired"}))
+                    await ws.close(code=EXPIRED_CLOSE_CODE, message=b"session expired")
+                    break
+            current_key = key()
+            if current_key != sent_key or now - sent_at >= HEARTBEAT_S:
+                payload = await asyncio.to_thread(_payload, views, role, agent_id)
+                await ws.send_str(dumps(payload))
+                sent_key, sent_at = current_key, now
+            try:
+                message = await ws.receive(timeout=TICK_S)
+            except TimeoutError:
+                continue
+            if message.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
+                break
+            # Pages send nothing but pings (answered by aiohttp); anything else is ignored.
+    except (ConnectionResetError, asyncio.CancelledError):
+        pass
+    except Exception:
+        log.exception("live update socket failed", extra={"user": view.user.username})
+    finally:
+        if not ws.closed:
+            await ws.close()
+    return ws
+
+
+def add_live_routes(app: web.Application) -> None:
+    app.router.add_get("/api/ws", live)

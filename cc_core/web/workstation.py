@@ -1,0 +1,473 @@
+"""The agent workstation and the supervisor wallboard over the web (issue 6 items 3 and 4; T1,
+T3, T4, T9, T10).
+
+The handlers are thin: each acts through :class:`~cc_core.acd.service.Acd` and
+:class:`~cc_core.acd.callcontrol.CallControl`, the same objects the phone side and ``hotline
+agent`` use, so the web can do nothing the controller would not allow (a refusal is a 409 with
+the controller's reason). The agent acted on is always the session's own (``users.agent_id``),
+never one named in the request; supervisors act on others by id.
+
+What the pages show is built by :class:`Views` (``GET /api/agent``, ``GET /api/wallboard``) and
+pushed by :mod:`cc_core.web.live` over the WebSocket when it changes. Callers' numbers are shown
+whole to the agent who serves them (they need them) and masked on the wallboard.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any
+
+from aiohttp import web
+
+from cc_core.acd.callcontrol import CallControl
+from cc_core.acd.model import Agent, AgentState
+from cc_core.acd.service import Acd, AgentError
+from cc_core.acd.store import AgentStore
+from cc_core.calls.callbacks import CallbackStore
+from cc_core.calls.store import CallStore, beijing_day, beijing_day_bounds
+from cc_core.logs import mask_personal_data
+from cc_core.web.security import current, json_error, requires
+
+MAX_BODY = 16 * 1024
+SUMMARY_MAX = 4000
+# The wallboard's day figures come from the database; several supervisors and the WebSocket
+# share one answer for this long.
+FIGURES_TTL_S = 2.0
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, default=_default)
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    raise TypeError(f"not JSON: {type(value).__name__}")
+
+
+def _iso(at: datetime | None) -> str | None:
+    return at.isoformat() if at is not None else None
+
+
+@dataclass
+class Views:
+    """Builds what the agent's screen and the wallboard show, from the ACD and the records."""
+
+    acd: Acd
+    control: CallControl
+    calls: CallStore
+    agent_store: AgentStore
+    callbacks: CallbackStore
+    queue_titles: dict[str, str] = field(default_factory=dict)
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    _figures: tuple[float, dict[str, Any]] | None = None
+
+    # ---- the agent ----------------------------------------------------------------------------
+
+    def _agent_json(self, agent: Agent, now: datetime) -> dict[str, Any]:
+        return {
+            "id": agent.id,
+            "name": agent.name,
+            "state": agent.state.value,
+            "since": _iso(agent.state_since),
+            "time_in_state_s": round(max(0.0, (now - agent.state_since).total_seconds()), 1),
+            "extension": self.acd.extension.get(agent.id),
+            "pause_reason": agent.pause_reason,
+            "wrapup_until": _iso(agent.wrapup_until),
+            "reachable": agent.device_reachable,
+        }
+
+    def agent_key(self, agent_id: str) -> tuple[Any, ...]:
+        """What the agent's screen depends on in memory (a change means: send it again)."""
+        agent = self.acd.agents.get(agent_id)
+        if agent is None:
+            return ()
+        leg = self.acd.legs.get(agent_id)
+        call = leg.call if leg is not None else None
+        return (
+            agent.state,
+            agent.state_since,
+            agent.wrapup_until,
+            agent.pause_reason,
+            self.acd.extension.get(agent_id),
+            call,
+            json.dumps(self.control.room_state(call), sort_keys=True) if call else None,
+        )
+
+    def agent_view(self, agent_id: str) -> dict[str, Any]:
+        """``GET /api/agent`` (runs in a worker thread: it reads the database)."""
+        now = self.clock()
+        agent = self.acd.agents.get(agent_id)
+        if agent is None:
+            raise AgentError(f"unknown agent {agent_id}")
+        leg = self.acd.legs.get(agent_id)
+        call: dict[str, Any] | None = None
+        if leg is not None and agent.state in (AgentState.RINGING, AgentState.ON_CALL):
+            call = self._call_json(leg.call, agent.state is AgentState.RINGING)
+        wrapup: dict[str, Any] | None = None
+        last = self.acd.last_call(agent_id)
+        if agent.state is AgentState.WRAP_UP and last is not None:
+            record = self.calls.get(last)
+            wrapup = {
+                "call": last,
+                "number": record.caller_number if record else None,
+                "until": _iso(agent.wrapup_until),
+                "summary": record.summary if record else None,
+                "extended": agent.wrapup_extended,
+            }
+        start, _end = beijing_day_bounds(beijing_day(now))
+        figures = self.calls.day_figures(beijing_day(now), agent_id)
+        states = self.agent_store.time_in_states(agent_id, start, now)
+        return {
+            "agent": self._agent_json(agent, now),
+            "call": call,
+            "wrapup": wrapup,
+            "callbacks": [
+                {
+                    "id": c.id,
+                    "number": c.number,
+                    "reason": c.reason,
+                    "status": c.status,
+                    "attempts": c.attempts,
+                    "created_at": _iso(c.created_at),
+                    "next_attempt_at": _iso(c.next_attempt_at),
+                }
+                for c in self.callbacks.active(limit=30)
+            ],
+            "figures": {
+                "answered": figures.answered,
+                "talk_s_avg": figures.avg_talk_s,
+                "survey_avg": figures.survey_avg,
+                "survey_count": figures.survey_count,
+                "satisfied_rate": figures.satisfied_rate,
+                "paused_s": round(states.get(AgentState.PAUSED.value, 0.0), 1),
+                "on_call_s": round(states.get(AgentState.ON_CALL.value, 0.0), 1),
+            },
+            "server_time": now.isoformat(),
+        }
+
+    def _call_json(self, uniqueid: str, ringing: bool) -> dict[str, Any]:
+        record = self.calls.get(uniqueid)
+        waiter = self.acd.waiters.get(uniqueid)
+        number = record.caller_number if record else (waiter.number if waiter else "")
+        return {
+            "uniqueid": uniqueid,
+            "number": number,
+            "queue": (record.queue if record else None) or (waiter.contact.queue if waiter else None),
+            "arrived_at": _iso(record.arrived_at) if record else None,
+            "connected_at": _iso(record.connected_at) if record else None,
+            "ringing": ringing,
+            "ivr_path": [
+                {"at": _iso(at), "flow": flow, "node": node, "kind": kind}
+                for at, flow, node, kind in self.calls.ivr_path(uniqueid)
+            ],
+            "history": [
+                {
+                    "uniqueid": h.uniqueid,
+                    "arrived_at": _iso(h.arrived_at),
+                    "agent_id": h.agent_id,
+                    "summary": h.summary,
+                    "survey_score": h.survey_score,
+                    "status": h.status,
+                    "queue": h.queue,
+                }
+                for h in (self.calls.history(number, exclude=uniqueid) if number else [])
+            ],
+            "room": self.control.room_state(uniqueid),
+        }
+
+    # ---- the wallboard ------------------------------------------------------------------------
+
+    def wallboard_key(self) -> tuple[Any, ...]:
+        acd = self.acd
+        return (
+            tuple((a.id, a.state, a.state_since, a.pause_reason) for a in acd.agents.values()),
+            tuple(sorted((w.uniqueid, w.state, w.agent or "") for w in acd.waiters.values())),
+        )
+
+    def _day_figures(self, now: datetime) -> dict[str, Any]:
+        cached = self._figures
+        if cached is not None and time.monotonic() - cached[0] < FIGURES_TTL_S:
+            return cached[1]
+        day = beijing_day(now)
+        stats = self.calls.day_stats(day)
+        figures = self.calls.day_figures(day)
+        result = {
+            **{k: v for k, v in asdict(stats).items() if k != "day"},
+            "day": day.isoformat(),
+            "avg_wait_s": figures.avg_wait_s,
+            "avg_talk_s": figures.avg_talk_s,
+            "survey_avg": figures.survey_avg,
+            "survey_count": figures.survey_count,
+            "satisfied_rate": figures.satisfied_rate,
+        }
+        self._figures = (time.monotonic(), result)
+        return result
+
+    def forget_figures(self) -> None:
+        self._figures = None
+
+    def wallboard(self) -> dict[str, Any]:
+        """``GET /api/wallboard`` (runs in a worker thread: the day's figures read the database)."""
+        now = self.clock()
+        acd = self.acd
+        queues: dict[str, dict[str, Any]] = {
+            name: {"name": name, "title": self.queue_titles.get(name, name), "waiting": 0, "longest_wait_s": 0.0}
+            for name in acd.queues
+        }
+        callers: dict[str, list[dict[str, Any]]] = {name: [] for name in acd.queues}
+        for waiter in acd.waiters.values():
+            if waiter.state in ("connected", "transferred"):
+                continue
+            name = waiter.contact.queue
+            waited = round(max(0.0, (now - waiter.queued_at).total_seconds()), 1)
+            entry = queues.setdefault(name, {"name": name, "title": name, "waiting": 0, "longest_wait_s": 0.0})
+            entry["waiting"] += 1
+            entry["longest_wait_s"] = max(entry["longest_wait_s"], waited)
+            callers.setdefault(name, []).append(
+                {
+                    "caller": mask_personal_data(waiter.number),
+                    "waited_s": waited,
+                    "state": waiter.state,
+                    "agent": waiter.agent,
+                }
+            )
+        return {
+            "queues": [
+                {**q, "callers": sorted(callers.get(q["name"], []), key=lambda c: -c["waited_s"])}
+                for q in queues.values()
+            ],
+            "agents": [self._agent_json(a, now) for a in sorted(acd.agents.values(), key=lambda a: a.id)],
+            "today": self._day_figures(now),
+            "server_time": now.isoformat(),
+        }
+
+
+VIEWS_KEY = web.AppKey("views", Views)
+
+
+async def body(request: web.Request) -> dict[str, Any]:
+    """A request's JSON object (400 otherwise; 413 over :data:`MAX_BODY`)."""
+    raw = await request.content.read(MAX_BODY + 1)
+    if len(raw) > MAX_BODY:
+        raise web.HTTPRequestEntityTooLarge(max_size=MAX_BODY, actual_size=len(raw))
+    if not raw.strip():
+        return {}
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        data = None
+    if not isinstance(data, dict):
+        raise web.HTTPBadRequest(
+            text=dumps({"error": "请求须为 JSON 对象 (a JSON object)"}), content_type="application/json"
+        )
+    return data
+
+
+def _text(data: dict[str, Any], key: str, limit: int = 200) -> str:
+    value = data.get(key)
+    if not isinstance(value, str) or not value.strip():
+        raise web.HTTPBadRequest(text=dumps({"error": f"缺少 {key} (missing {key})"}), content_type="application/json")
+    if len(value) > limit:
+        raise web.HTTPBadRequest(
+            text=dumps({"error": f"{key} 过长 (longer than {limit} characters)"}), content_type="application/json"
+        )
+    return value.strip()
+
+
+def _my_agent(request: web.Request) -> str:
+    view = current(request)
+    assert view is not None
+    if not view.user.agent_id or view.user.agent_id not in request.app[VIEWS_KEY].acd.agents:
+        raise web.HTTPConflict(
+            text=dumps(
+                {"error": "此账号未关联坐席 (this account is not linked to an agent: hotline user add --agent)"}
+            ),
+            content_type="application/json",
+        )
+    return view.user.agent_id
+
+
+def _ok(**extra: Any) -> web.Response:
+    return web.json_response({"ok": True, **extra}, dumps=dumps)
+
+
+@requires("agent")
+async def agent_state(request: web.Request) -> web.Response:
+    """The agent's own screen: state, the call on it (number, IVR path, history), wrap-up,
+    callbacks and today's figures."""
+    agent_id = _my_agent(request)
+    views = request.app[VIEWS_KEY]
+    return web.json_response(await asyncio.to_thread(views.agent_view, agent_id), dumps=dumps)
+
+
+@requires("agent")
+async def agent_action(request: web.Request) -> web.Response:
+    """Log in or out, pause with a reason, resume, finish or extend the wrap-up, save the summary."""
+    return await _agent_do(request, request.match_info["action"])
+
+
+async def _agent_do(request: web.Request, action: str) -> web.Response:
+    agent_id = _my_agent(request)
+    acd = request.app[VIEWS_KEY].acd
+    data = await body(request)
+    try:
+        match action:
+            case "login":
+                extension = data.get("extension")
+                if extension is not None and not isinstance(extension, str):
+                    raise web.HTTPBadRequest(
+                        text=dumps({"error": "extension 须为文本"}), content_type="application/json"
+                    )
+                await acd.login(agent_id, extension or None)
+            case "logout":
+                await acd.logout(agent_id)
+            case "pause":
+                await acd.pause(agent_id, _text(data, "reason", 64))
+            case "resume":
+                await acd.resume(agent_id)
+            case "wrapup-finish":
+                await acd.end_wrapup(agent_id)
+            case "wrapup-extend":
+                seconds = data.get("seconds", 60)
+                if not isinstance(seconds, int) or isinstance(seconds, bool) or not 1 <= seconds <= 600:
+                    raise web.HTTPBadRequest(
+                        text=dumps({"error": "seconds 须为 1–600 的整数 (an integer 1–600)"}),
+                        content_type="application/json",
+                    )
+                await acd.extend_wrapup(agent_id, seconds)
+            case "summary":
+                call = data.get("call")
+                if call is not None and not isinstance(call, str):
+                    raise web.HTTPBadRequest(text=dumps({"error": "call 须为文本"}), content_type="application/json")
+                saved = await acd.summary(agent_id, _text(data, "text", SUMMARY_MAX), call or None)
+                return _ok(call=saved)
+            case _:
+                raise web.HTTPNotFound(
+                    text=dumps({"error": f"unknown action {action}"}), content_type="application/json"
+                )
+    except AgentError as exc:
+        return json_error(409, str(exc))
+    return _ok()
+
+
+CALL_ACTIONS = (
+    "hold",
+    "unhold",
+    "transfer",
+    "consult",
+    "consult-cancel",
+    "hand-over",
+    "conference",
+    "drop-third",
+    "leave",
+    "hangup",
+)
+
+
+@requires("agent")
+async def call_action(request: web.Request) -> web.Response:
+    """Act on the call the agent is on: hold, transfers, consultation, three-way, hang up (T3)."""
+    agent_id = _my_agent(request)
+    control = request.app[VIEWS_KEY].control
+    action = request.match_info["action"]
+    data = await body(request)
+    try:
+        match action:
+            case "hold":
+                call = await control.hold(agent_id)
+            case "unhold":
+                call = await control.take_back(agent_id)
+            case "transfer":
+                call = await control.transfer(agent_id, _text(data, "to", 40))
+            case "consult":
+                call = await control.consult(agent_id, _text(data, "to", 40))
+            case "consult-cancel":
+                call = await control.cancel_consult(agent_id)
+            case "hand-over":
+                call = await control.hand_over(agent_id)
+            case "conference":
+                call = await control.conference(agent_id)
+            case "drop-third":
+                call = await control.drop_third(agent_id)
+            case "leave":
+                call = await control.leave(agent_id)
+            case "hangup":
+                call = await control.hang_up(agent_id)
+            case _:
+                raise web.HTTPNotFound(
+                    text=dumps({"error": f"unknown call action {action}"}), content_type="application/json"
+                )
+    except AgentError as exc:
+        return json_error(409, str(exc))
+    return _ok(call=call)
+
+
+@requires("agent")
+async def call_back(request: web.Request) -> web.Response:
+    """Call a citizen on the callback list back now: the agent's phone first, then the citizen."""
+    agent_id = _my_agent(request)
+    try:
+        callback_id = int(request.match_info["id"])
+    except ValueError:
+        return json_error(400, "回拨编号须为数字 (a number)")
+    try:
+        await request.app[VIEWS_KEY].acd.call_back_now(agent_id, callback_id)
+    except AgentError as exc:
+        return json_error(409, str(exc))
+    return _ok(callback=callback_id)
+
+
+@requires("supervisor", "admin")
+async def wallboard(request: web.Request) -> web.Response:
+    """Queues, agents by state and today's figures (the same data the WebSocket pushes)."""
+    return web.json_response(await asyncio.to_thread(request.app[VIEWS_KEY].wallboard), dumps=dumps)
+
+
+@requires("supervisor", "admin")
+async def supervise(request: web.Request) -> web.Response:
+    """A supervisor pauses (with a reason) or logs out an agent."""
+    acd = request.app[VIEWS_KEY].acd
+    agent_id = request.match_info["agent"]
+    if agent_id not in acd.agents:
+        return json_error(404, f"没有这个坐席 (no agent {agent_id})")
+    data = await body(request)
+    view = current(request)
+    assert view is not None
+    try:
+        match request.match_info["action"]:
+            case "pause":
+                reason = _text(data, "reason", 64)
+                await acd.pause(agent_id, f"{reason}（{view.user.username}）")
+            case "logout":
+                await acd.logout(agent_id)
+            case other:
+                return json_error(404, f"unknown action {other}")
+    except AgentError as exc:
+        return json_error(409, str(exc))
+    return _ok()
+
+
+def add_workstation_routes(app: web.Application, views: Views) -> None:
+    app[VIEWS_KEY] = views
+    app.router.add_get("/api/agent", agent_state)
+    app.router.add_post("/api/agent/call/{action}", call_action)
+    app.router.add_post("/api/agent/callbacks/{id}/call", call_back)
+    app.router.add_post("/api/agent/wrapup/{action}", _wrapup)
+    app.router.add_post("/api/agent/{action}", agent_action)
+    app.router.add_get("/api/wallboard", wallboard)
+    app.router.add_post("/api/supervisor/agents/{agent}/{action}", supervise)
+
+
+@requires("agent")
+async def _wrapup(request: web.Request) -> web.Response:
+    """Finish the wrap-up now, or extend it once (``{"seconds"}``, default 60)."""
+    action = request.match_info["action"]
+    if action not in ("finish", "extend"):
+        return json_error(404, f"unknown wrap-up action {action}")
+    return await _agent_do(request, f"wrapup-{action}")

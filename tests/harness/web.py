@@ -27,7 +27,9 @@ class WebClient:
         if csrf and self.csrf:
             sent["X-CSRF-Token"] = self.csrf
         data = None
-        if body is not None:
+        if isinstance(body, bytes):  # sent as is (the caller sets Content-Type)
+            data = body
+        elif body is not None:
             data = json.dumps(body).encode()
             sent["Content-Type"] = "application/json"
         try:
@@ -46,9 +48,45 @@ class WebClient:
         status, payload = self.request(method, path, body, **kw)
         return status, json.loads(payload) if payload else None
 
+    def upload(self, path: str, filename: str, content: bytes, field: str = "file") -> tuple[int, Any]:
+        """POST one file as multipart/form-data."""
+        boundary = "----hotline-test-boundary"
+        body = (
+            (
+                f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"; filename="{filename}"\r\n'
+                "Content-Type: application/octet-stream\r\n\r\n"
+            ).encode()
+            + content
+            + f"\r\n--{boundary}--\r\n".encode()
+        )
+        status, payload = self.request(
+            "POST", path, body, headers={"Content-Type": f"multipart/form-data; boundary={boundary}"}
+        )
+        return status, json.loads(payload) if payload else None
+
     def login(self, username: str, password: str) -> int:
         """Log in; on success keep the session's CSRF token for the changes that follow."""
         status, answer = self.json("POST", "/api/login", {"username": username, "password": password})
         if status == 200:
             self.csrf = answer["csrf_token"]
         return status
+
+
+PASSWORD = "Hotline-web-2026"
+
+
+def ensure_user(database_url: str, username: str, role: str, agent_id: str | None = None, name: str = "") -> str:
+    """Make the account if it is not there yet (with :data:`PASSWORD`); returns the password."""
+    from datetime import UTC, datetime
+
+    from cc_core.auth.store import UserStore
+    from cc_core.db.session import make_engine, make_sessionmaker
+
+    engine = make_engine(database_url)
+    try:
+        users = UserStore(make_sessionmaker(engine))
+        if all(u.username != username for u in users.list()):
+            users.add(username, role, PASSWORD, datetime.now(UTC), display_name=name, agent_id=agent_id)
+    finally:
+        engine.dispose()
+    return PASSWORD

@@ -25,8 +25,8 @@ from cc_core.auth.store import AuditLog, SessionStore, UserStore
 from cc_core.calls.recordings import RecordingStore
 from cc_core.calls.store import CallStore
 from cc_core.db.session import make_engine, make_sessionmaker, upgrade
-from cc_core.web.health import make_app
 from cc_core.web.api import PUBLIC_API, add_api_routes
+from cc_core.web.health import make_app
 from cc_core.web.recordings import ReplayContext
 from cc_core.web.security import AUTH_KEY, LoginLimiter, WebAuth, session_middleware
 from tests.harness.loop import LoopThread

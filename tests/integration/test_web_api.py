@@ -1,0 +1,168 @@
+"""The web API on the real controller (issue 6; T1, T3, T4, T10): an agent's session drives a real
+call (pop with number and IVR path, hang-up from the workstation, wrap-up, summary), the
+wallboard and the live WebSocket see it, a supervisor pauses the agent, and the admin's flow
+endpoints check what is uploaded (type, size, CSRF, validation with lines) before anything is
+written. The browser on top of these is tested in tests/web/test_browser.py.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import aiohttp
+import pytest
+
+from tests.harness.acd import place, record, wait_agent
+from tests.harness.ami import AmiPeer
+from tests.harness.calls import call_store
+from tests.harness.hotline import Hotline
+from tests.harness.loop import LoopThread
+from tests.harness.web import WebClient, ensure_user
+from tests.harness.world import World
+
+pytestmark = pytest.mark.switch
+
+WRAP = "12344"  # the acd_wrap flow: queue "wrap", 8 s of wrap-up
+
+
+def client(hotline: Hotline, username: str, role: str, agent_id: str | None = None) -> WebClient:
+    password = ensure_user(hotline.settings.database_url, username, role, agent_id)
+    web = WebClient(hotline.settings.controller.web_port)
+    assert web.login(username, password) == 200
+    return web
+
+
+def poll(web: WebClient, path: str, check: Any, timeout: float = 20.0, what: str = "") -> dict[str, Any]:
+    """GET ``path`` until ``check(answer)`` holds (the controller's state, with a deadline)."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        status, last = web.json("GET", path)
+        assert status == 200, (status, last)
+        if check(last):
+            return dict(last)
+        time.sleep(0.1)
+    raise AssertionError(f"{what or path} not reached in {timeout} s: {last}")
+
+
+def test_an_agent_session_works_a_real_call(acd: Hotline, world: World, cc_ami: AmiPeer, loop: LoopThread) -> None:
+    agent = client(acd, "web1001", "agent", "1001")
+    supervisor = client(acd, "websup", "supervisor")
+    world.phone("1001").answers_after(0.5).plays("").hangs_up_after(0)  # stays until hung up
+    status, answer = agent.json("POST", "/api/agent/login", {})
+    assert status == 200, answer
+    assert agent.json("GET", "/api/agent")[1]["agent"]["state"] == "available"
+    caller = "13800009001"
+    call, uid, _since = place(world, cc_ami, WRAP, caller)
+    screen = poll(agent, "/api/agent", lambda a: a["call"] is not None, what="the call pop-up")
+    pop = screen["call"]
+    assert pop["uniqueid"] == uid and pop["number"] == caller and pop["queue"] == "wrap"
+    assert [n["node"] for n in pop["ivr_path"]] == [node for _at, _f, node, _k in call_store(acd).ivr_path(uid)]
+    assert pop["ivr_path"], "the caller came through the IVR"
+    wait_agent(acd, "1001", "on_call")
+    # The live socket sends the agent's screen at once.
+    first = loop.run(_first_message(acd, agent), timeout=20)
+    assert first["type"] == "agent" and first["data"]["call"]["uniqueid"] == uid
+    board = poll(supervisor, "/api/wallboard", lambda b: _agent_row(b, "1001")["state"] == "on_call")
+    assert {q["name"] for q in board["queues"]} >= {"wrap"}
+    status, answer = agent.json("POST", "/api/agent/call/hangup", {})
+    assert status == 200 and answer["call"] == uid
+    screen = poll(agent, "/api/agent", lambda a: a["wrapup"] is not None, what="wrap-up")
+    assert screen["wrapup"]["call"] == uid and screen["agent"]["state"] == "wrap_up"
+    text = "咨询养老金领取条件；<b>已解答</b>"
+    assert agent.json("POST", "/api/agent/summary", {"text": text, "call": uid})[0] == 200
+    assert agent.json("POST", "/api/agent/wrapup/extend", {"seconds": 30})[0] == 200
+    status, refused = agent.json("POST", "/api/agent/wrapup/extend", {"seconds": 30})
+    assert status == 409 and "extended" in refused["error"]
+    assert agent.json("POST", "/api/agent/wrapup/finish", {})[0] == 200
+    assert record(acd, uid, "wrapup").summary == text
+    call.hang_up()
+    # Today's figures count the call, for the agent and on the wallboard.
+    screen = poll(agent, "/api/agent", lambda a: a["figures"]["answered"] >= 1, what="own figures")
+    assert screen["agent"]["state"] == "available"
+    board = poll(supervisor, "/api/wallboard", lambda b: b["today"]["answered"] >= 1)
+    assert 0.0 <= board["today"]["answered_rate"] <= 1.0
+    # The supervisor pauses the agent, then logs them out.
+    status, _ = supervisor.json("POST", "/api/supervisor/agents/1001/pause", {"reason": "培训"})
+    assert status == 200
+    state = agent.json("GET", "/api/agent")[1]["agent"]
+    assert state["state"] == "paused" and state["pause_reason"].startswith("培训")
+    assert supervisor.json("POST", "/api/supervisor/agents/1001/logout", {})[0] == 200
+    assert agent.json("GET", "/api/agent")[1]["agent"]["state"] == "offline"
+    # Call controls without a call are refused with the controller's reason, not a crash.
+    status, refused = agent.json("POST", "/api/agent/call/hold", {})
+    assert status == 409 and "not on a call" in refused["error"]
+
+
+def _agent_row(board: dict[str, Any], agent_id: str) -> dict[str, Any]:
+    return next(a for a in board["agents"] if a["id"] == agent_id)
+
+
+async def _first_message(hotline: Hotline, web: WebClient) -> dict[str, Any]:
+    url = f"http://127.0.0.1:{hotline.settings.controller.web_port}/api/ws"
+    async with (
+        aiohttp.ClientSession(headers={"Cookie": web.cookie}) as session,
+        session.ws_connect(url) as ws,
+    ):
+        message = await ws.receive(timeout=10)
+        return dict(json.loads(message.data))
+
+
+def test_an_account_without_an_agent_and_a_closed_socket(controller: Hotline, loop: LoopThread) -> None:
+    lonely = client(controller, "webnoagent", "agent")
+    status, answer = lonely.json("GET", "/api/agent")
+    assert status == 409 and "agent" in answer["error"]
+    # A supervisor's socket gets the wallboard; once logged out, a new socket is refused.
+    supervisor = client(controller, "websup2", "supervisor")
+    first = loop.run(_first_message(controller, supervisor), timeout=20)
+    assert first["type"] == "wallboard" and "today" in first["data"]
+    cookie = supervisor.cookie
+    assert supervisor.json("POST", "/api/logout", {})[0] == 200
+    supervisor.cookie = cookie
+    with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+        loop.run(_first_message(controller, supervisor), timeout=20)
+    assert refused.value.status == 401
+
+
+def test_flow_uploads_are_checked_before_anything_is_written(controller: Hotline) -> None:
+    admin = client(controller, "webadmin", "admin")
+    main = controller.settings.flows_path / "main.yaml"
+    original = main.read_text(encoding="utf-8")
+    status, flows = admin.json("GET", "/api/admin/flows")
+    assert status == 200 and any(f["name"] == "main" and f["loaded"] for f in flows["flows"])
+    status, got = admin.json("GET", "/api/admin/flows/main")
+    assert status == 200 and got["yaml"] == original
+    broken = original.replace('"2": business_menu', '"2": no_such_node')
+    line = next(i for i, text in enumerate(broken.splitlines(), 1) if "no_such_node" in text)
+    status, checked = admin.json("POST", "/api/admin/flows/validate", {"name": "main", "yaml": broken})
+    assert status == 200 and checked["ok"] is False
+    assert any(
+        p["file"] == "main.yaml" and p["line"] == line and "no_such_node" in p["message"] for p in checked["problems"]
+    )
+    # Refused: no CSRF token; a broken flow; the wrong type; too large; not UTF-8. Nothing written.
+    assert admin.json("PUT", "/api/admin/flows/main", {"yaml": broken}, csrf=False)[0] == 403
+    status, answer = admin.json("PUT", "/api/admin/flows/main", {"yaml": broken})
+    assert status == 422 and answer["problems"]
+    assert admin.upload("/api/admin/flows/upload", "main.txt", original.encode())[0] == 415
+    assert admin.upload("/api/admin/flows/upload", "main.yaml", b"#" * (300 * 1024))[0] == 413
+    assert admin.upload("/api/admin/flows/upload", "main.yaml", "欢迎".encode("gbk"))[0] == 415
+    assert admin.upload("/api/admin/flows/upload", "Main Flow.yaml", original.encode())[0] == 400
+    assert main.read_text(encoding="utf-8") == original
+    # The graph of the loaded flow.
+    status, svg = admin.request("GET", "/api/admin/flows/main/graph")
+    assert status == 200 and admin.headers["content-type"].startswith("image/svg+xml") and b"<svg" in svg
+    # A good upload is written and published (the same content: calls are not disturbed).
+    status, published = admin.upload("/api/admin/flows/upload", "main.yaml", original.encode())
+    assert status == 200 and published["ok"] is True and published["version"]
+    assert main.read_text(encoding="utf-8") == original
+    entries = [e for e in _audit(controller) if e["action"] == "publish_flow"]
+    assert entries and entries[0]["actor"] == "webadmin"
+
+
+def _audit(hotline: Hotline) -> list[dict[str, Any]]:
+    auditor = client(hotline, "webaudit", "auditor")
+    status, answer = auditor.json("GET", "/api/audit?limit=200")
+    assert status == 200
+    return list(answer["entries"])

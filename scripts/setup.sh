@@ -19,7 +19,7 @@ die() { echo "setup: $*" >&2; exit 1; }
 debs="mmdebstrap sip-tester espeak-ng ffmpeg sox graphviz fonts-noto-cjk chromium"
 # Node.js 18 or newer builds the front-end; Debian's nodejs + npm unless one is installed already
 # (for example from NodeSource, whose nodejs package carries npm and conflicts with Debian's npm).
-if ! command -v npm >/dev/null 2>&1 || ! node -e 'process.exit(+process.versions.node.split(".")[0] < 18)' 2>/dev/null; then
+if ! command -v npm >/dev/null 2>&1 || ! node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 18 ? 0 : 1)' 2>/dev/null; then
     debs="$debs nodejs npm"
 fi
 missing=""

@@ -1,0 +1,282 @@
+"""The web front-end in a real browser (issue 6's Done-when): Debian's chromium driven by
+Playwright, against the real controller, switch and carrier.
+
+* an agent logs in, pauses, goes available; a real call from the carrier pops up with the
+  caller's number and IVR path; the phone answers; the agent hangs up from the screen; the
+  wrap-up countdown runs and is extended; the session expires while the summary is typed, the
+  agent logs in again in the dialog and the summary is saved (and stored on the call record);
+  the next call from that number shows the summary, markup and all, as text (XSS);
+* the supervisor's wallboard shows the caller waiting and then the agent on the call, without a
+  reload;
+* an auditor finds the recording, the audio element plays it, and the audit log has the listen;
+* an admin sees a broken flow's error with its line, publishes the fixed flow, and the next call
+  follows it.
+
+Screenshots of the four pages go to docs/screenshots/ (the README shows them).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
+
+from cc_core.auth.store import AuditLog, SessionStore
+from cc_core.db.session import make_engine, make_sessionmaker
+from cc_core.web.frontend import DIST
+from tests.harness.acd import place, stores, wait_agent
+from tests.harness.ami import AmiPeer
+from tests.harness.calls import answer_menu, call_store, hotline_channel, wait_node, wait_until
+from tests.harness.hotline import Hotline
+from tests.harness.web import ensure_user
+from tests.harness.world import World
+
+pytestmark = pytest.mark.switch
+
+CHROMIUM = "/usr/bin/chromium"
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+WRAP = "12344"  # the acd_wrap flow: queue "wrap", 8 s of wrap-up
+TIMEOUT_MS = 20_000
+SESSION_IDLE = timedelta(minutes=30)
+XSS = '<img src=x onerror="window.__xss=1">已解答，<b>请核对</b>'
+
+
+@pytest.fixture(scope="module")
+def playwright() -> Iterator[Playwright]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: run scripts/setup.sh (Debian package chromium)", pytrace=False)
+    if not (DIST / "index.html").exists():
+        pytest.fail(f"the front-end is not built in {DIST}: run scripts/setup.sh", pytrace=False)
+    with sync_playwright() as pw:
+        pw.selectors.set_test_id_attribute("data-test")
+        expect.set_options(timeout=TIMEOUT_MS)  # a real call takes seconds, not Playwright's default 5
+        yield pw
+
+
+@pytest.fixture(scope="module")
+def browser(playwright: Playwright) -> Iterator[Browser]:
+    # Root in a container has no user namespaces for chromium's sandbox.
+    chromium = playwright.chromium.launch(
+        executable_path=CHROMIUM, args=["--no-sandbox", "--autoplay-policy=no-user-gesture-required"]
+    )
+    yield chromium
+    chromium.close()
+
+
+def open_page(browser: Browser, hotline: Hotline, username: str, role: str, agent_id: str | None = None) -> Page:
+    """A fresh browser context, logged in through the login page."""
+    password = ensure_user(hotline.settings.database_url, username, role, agent_id, name=username)
+    context = browser.new_context(locale="zh-CN", viewport={"width": 1366, "height": 768})
+    context.set_default_timeout(TIMEOUT_MS)
+    page = context.new_page()
+    page.goto(f"http://127.0.0.1:{hotline.settings.controller.web_port}/#/login")
+    page.get_by_test_id("login-username").fill(username)
+    page.get_by_test_id("login-password").fill(password)
+    page.get_by_test_id("login-submit").click()
+    expect(page.get_by_test_id("current-user")).to_be_visible()
+    return page
+
+
+def shot(page: Page, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
+
+
+def expire_session(hotline: Hotline, page: Page) -> None:
+    """End the page's session on the server, as the idle timeout would."""
+    token = next(c["value"] for c in page.context.cookies() if c["name"] == "hotline_session")
+    engine = make_engine(hotline.settings.database_url)
+    try:
+        SessionStore(make_sessionmaker(engine), idle=SESSION_IDLE, lifetime=SESSION_IDLE).close(token)
+    finally:
+        engine.dispose()
+
+
+def test_agent_takes_a_call_and_the_wallboard_follows(
+    acd: Hotline, world: World, cc_ami: AmiPeer, browser: Browser
+) -> None:
+    board = open_page(browser, acd, "wangjing", "supervisor")
+    board.get_by_test_id("nav-wallboard").click()
+    expect(board.get_by_test_id("wb-live")).to_have_attribute("data-connected", "true")
+    agent = open_page(browser, acd, "zhangli", "agent", "1001")
+    agent.get_by_test_id("nav-agent").click()
+    state = agent.get_by_test_id("agent-state")
+    world.phone("1001").answers_after(1.5).plays("").hangs_up_after(0)  # stays until hung up
+    agent.get_by_test_id("agent-login").click()
+    expect(state).to_have_attribute("data-state", "available")
+    agent.get_by_test_id("agent-pause").click()
+    agent.get_by_test_id("pause-reason").fill("会议")
+    agent.get_by_test_id("pause-confirm").click()
+    expect(state).to_have_attribute("data-state", "paused")
+
+    # A citizen calls while the only agent is paused: the wallboard shows them waiting.
+    caller = "13800007001"
+    call, uid, _since = place(world, cc_ami, WRAP, caller)
+    queue_row = board.locator('[data-test="wb-queue"][data-queue="wrap"]')
+    expect(queue_row.get_by_test_id("wb-waiting")).to_have_text("1")
+    # The agent goes available: the call rings them and pops up with the number and IVR path.
+    agent.get_by_test_id("agent-available").click()
+    expect(agent.get_by_test_id("call-panel")).to_be_visible()
+    expect(agent.get_by_test_id("call-number")).to_contain_text(caller)
+    path = [node for _at, _flow, node, _kind in call_store(acd).ivr_path(uid)]
+    assert path, "the caller came through the IVR"
+    nodes = agent.locator('[data-test="ivr-node"]')
+    expect(nodes).to_have_count(len(path))
+    assert [nodes.nth(i).get_attribute("data-node") for i in range(len(path))] == path
+    expect(state).to_have_attribute("data-state", "on_call")
+    agent_row = board.locator('[data-test="wb-agent"][data-agent="1001"]')
+    expect(agent_row.get_by_test_id("wb-agent-state")).to_have_attribute("data-state", "on_call")
+    expect(queue_row.get_by_test_id("wb-waiting")).to_have_text("0")
+    shot(agent, "agent-workstation")
+    shot(board, "wallboard")
+
+    # The agent hangs up from the screen; the wrap-up countdown runs, and is extended once.
+    agent.get_by_test_id("ctl-hangup").click()
+    expect(agent.get_by_test_id("wrapup-panel")).to_be_visible()
+    countdown = agent.get_by_test_id("wrapup-countdown")
+    first = int(countdown.inner_text())
+    assert 0 < first <= 8
+    wait_until(lambda: int(countdown.inner_text()) < first, 5, "the countdown ticking")
+    agent.get_by_test_id("wrapup-extend").click()
+    wait_until(lambda: int(countdown.inner_text()) > 30, 5, "the extended countdown")
+    # The session ends while the agent types: saving asks for the password again, and what was
+    # typed is still there and saved afterwards.
+    summary = agent.get_by_test_id("wrapup-summary")
+    summary.fill(XSS)
+    expire_session(acd, agent)
+    agent.get_by_test_id("wrapup-save").click()
+    expect(agent.get_by_test_id("relogin-dialog")).to_be_visible()
+    expect(summary).to_have_value(XSS)
+    agent.get_by_test_id("relogin-password").fill(ensure_user(acd.settings.database_url, "zhangli", "agent", "1001"))
+    agent.get_by_test_id("relogin-submit").click()
+    expect(agent.get_by_test_id("wrapup-saved")).to_be_visible()
+    expect(summary).to_have_value(XSS)
+    assert wait_until(lambda: (v := call_store(acd).get(uid)) is not None and v.summary == XSS, 10, "summary stored")
+    agent.get_by_test_id("wrapup-finish").click()
+    expect(state).to_have_attribute("data-state", "available")
+    call.hang_up()
+
+    # The same citizen calls again: their history shows the summary as text, never as markup.
+    again, uid2, _ = place(world, cc_ami, WRAP, caller)
+    expect(agent.get_by_test_id("call-panel")).to_be_visible()
+    history = agent.get_by_test_id("history-row").first
+    expect(history).to_contain_text('<img src=x onerror="window.__xss=1">')
+    assert agent.evaluate("window.__xss") is None
+    assert agent.locator('[data-test="call-history"] img, [data-test="call-history"] b').count() == 0
+    expect(state).to_have_attribute("data-state", "on_call")
+    agent.get_by_test_id("ctl-hangup").click()
+    expect(agent.get_by_test_id("wrapup-panel")).to_be_visible()
+    agent.get_by_test_id("wrapup-finish").click()
+    expect(state).to_have_attribute("data-state", "available")
+    again.hang_up()
+    agent.get_by_test_id("agent-logout").click()
+    expect(state).to_have_attribute("data-state", "offline")
+    wait_agent(acd, "1001", "offline")
+    assert uid2 != uid
+
+
+def test_auditor_finds_plays_and_the_listen_is_logged(
+    acd: Hotline, world: World, cc_ami: AmiPeer, browser: Browser
+) -> None:
+    from tests.harness.acd import login
+
+    world.phone("1002").answers_after(0.5).plays("hello-world&hello-world").hangs_up_after(0.5)
+    login(acd, "1002")
+    caller = "13800007002"
+    call, uid, _since = place(world, cc_ami, WRAP, caller)
+    recordings, _ = stores(acd)
+    wait_until(lambda: [r for r in recordings.for_call(uid) if r.status == "done"], 40, "the recording closed")
+    call.hang_up()
+    page = open_page(browser, acd, "liuaudit", "auditor")
+    page.get_by_test_id("nav-auditor").click()
+    page.get_by_test_id("rec-caller").fill(caller[-4:])
+    page.get_by_test_id("rec-search").click()
+    row = page.get_by_test_id("rec-row").first
+    expect(row).to_be_visible()
+    row.click()
+    audio = page.get_by_test_id("rec-audio")
+    expect(audio).to_be_visible()
+    page.evaluate("document.querySelector('[data-test=\"rec-audio\"]').play()")
+    wait_until(
+        lambda: page.evaluate("document.querySelector('[data-test=\"rec-audio\"]').currentTime") > 0.3,
+        15,
+        "the audio playing",
+    )
+    # Seeking: the server answers ranges, so the browser can jump.
+    page.evaluate("(() => { const a = document.querySelector('[data-test=\"rec-audio\"]'); a.currentTime = 1.5; })()")
+    wait_until(
+        lambda: page.evaluate("document.querySelector('[data-test=\"rec-audio\"]').currentTime") >= 1.5,
+        10,
+        "the seek",
+    )
+    expect(page.get_by_test_id("rec-download")).to_be_visible()
+    shot(page, "auditor")
+    engine = make_engine(acd.settings.database_url)
+    try:
+        listens = AuditLog(make_sessionmaker(engine)).read(actor="liuaudit", action="listen")
+    finally:
+        engine.dispose()
+    assert listens and all(e.allowed for e in listens)
+    page.get_by_test_id("audit-tab").click()
+    expect(page.locator('[data-test="audit-row"][data-action="listen"]').first).to_be_visible()
+
+
+def test_admin_fixes_a_broken_flow_and_the_next_call_follows_it(
+    controller: Hotline, world: World, cc_ami: AmiPeer, browser: Browser
+) -> None:
+    main = controller.settings.flows_path / "main.yaml"
+    original = main.read_text(encoding="utf-8")
+    page = open_page(browser, controller, "zhaoadmin", "admin")
+    try:
+        page.get_by_test_id("nav-admin").click()
+        page.locator('[data-test="flow-item"][data-flow="main"]').click()
+        editor = page.get_by_test_id("flow-editor")
+        expect(editor).to_have_value(original)
+        broken = original.replace('"2": business_menu', '"2": no_such_node')
+        line = next(i for i, text in enumerate(broken.splitlines(), 1) if "no_such_node" in text)
+        editor.fill(broken)
+        page.get_by_test_id("flow-publish").click()
+        expect(page.get_by_test_id("flow-problem").first).to_contain_text(f"main.yaml:{line}")
+        assert main.read_text(encoding="utf-8") == original  # nothing written
+        fixed = original.replace('"1": consult_menu', '"1": agent\n        "4": consult_menu')
+        editor.fill(fixed)
+        page.get_by_test_id("flow-validate").click()
+        expect(page.get_by_test_id("flow-problem")).to_have_count(0)
+        page.get_by_test_id("flow-publish").click()
+        expect(page.get_by_test_id("flow-published")).to_be_visible()
+        expect(page.get_by_test_id("flow-graph")).to_be_visible()
+        shot(page, "admin-flows")
+        assert main.read_text(encoding="utf-8") == fixed
+        # The next call follows the published flow: 1 now goes straight to an agent.
+        since = cc_ami.mark()
+        call = world.call_hotline(caller="13800007003")
+        uid = hotline_channel(cc_ami, since)["Uniqueid"]
+        answer_menu(cc_ami, call, uid, "1", since)
+        assert wait_node(call_store(controller), uid, "agent_queue")[-2:] == ["agent", "agent_queue"]
+        call.hang_up()
+    finally:
+        if main.read_text(encoding="utf-8") != original:
+            main.write_text(original, encoding="utf-8")
+            from tests.integration.test_ivr_calls import reload_flows
+
+            reload_flows(controller)
+        page.context.close()
+
+
+def test_login_page_refuses_a_wrong_password(controller: Hotline, browser: Browser) -> None:
+    ensure_user(controller.settings.database_url, "zhangli", "agent", "1001")
+    page = browser.new_page(locale="zh-CN")
+    page.goto(f"http://127.0.0.1:{controller.settings.controller.web_port}/#/login")
+    page.get_by_test_id("login-username").fill("zhangli")
+    page.get_by_test_id("login-password").fill("not-the-password")
+    page.get_by_test_id("login-submit").click()
+    expect(page.get_by_test_id("login-error")).to_contain_text("用户名或密码错误")
+    started = time.monotonic()
+    page.goto(f"http://127.0.0.1:{controller.settings.controller.web_port}/#/agent")
+    expect(page.get_by_test_id("login-username")).to_be_visible()  # no session: back to the login page
+    assert time.monotonic() - started < 20
+    page.close()

@@ -126,6 +126,7 @@ class DayStats:
     answered_rate: float
     callback_rate: float
     total_rate: float
+    waiting: int = 0
 
 
 @dataclass(frozen=True)
@@ -673,8 +674,9 @@ class CallStore:
 
         - ``offered``: calls that arrived that day (Asia/Shanghai) and entered a queue; calls that
           ended in the IVR (self-service, voicemail, hung up in the menus) were never offered.
-        - ``answered``: of those, the ones an agent answered; ``abandoned`` = offered - answered
-          (hung up while waiting, or never answered).
+        - ``answered``: of those, the ones an agent answered; ``waiting``: the ones still in
+          progress without an answer (in the queue now); ``abandoned`` = offered - answered -
+          waiting (hung up while waiting, or never answered).
         - ``called_back``: callbacks of that day (one per number and day) that are "done": an
           agent reached the citizen, or the citizen called in again and was served.
         - ``answered_rate`` = answered / offered, ``callback_rate`` = called_back / offered,
@@ -687,10 +689,12 @@ class CallStore:
             raise ValueError(f"day must be a date, got {day!r}")
         start, end = beijing_day_bounds(day)
         with self._sessions() as session:
-            offered, answered = session.execute(
-                select(func.count(Call.id), func.count(Call.connected_at)).where(
-                    Call.arrived_at >= start, Call.arrived_at < end, Call.queued_at.is_not(None)
-                )
+            offered, answered, waiting = session.execute(
+                select(
+                    func.count(Call.id),
+                    func.count(Call.connected_at),
+                    func.count(case((Call.connected_at.is_(None) & Call.ended_at.is_(None), Call.id))),
+                ).where(Call.arrived_at >= start, Call.arrived_at < end, Call.queued_at.is_not(None))
             ).one()
             called_back = (
                 session.scalar(select(func.count(Callback.id)).where(Callback.day == day, Callback.status == "done"))
@@ -702,11 +706,12 @@ class CallStore:
             day=day,
             offered=offered,
             answered=answered,
-            abandoned=offered - answered,
+            abandoned=offered - answered - waiting,
             called_back=called_back,
             answered_rate=answered_rate,
             callback_rate=callback_rate,
             total_rate=min(1.0, answered_rate + callback_rate),
+            waiting=waiting,
         )
 
     def history(self, caller_number: str, *, exclude: str | None = None, limit: int = 10) -> list[CallView]:

@@ -792,11 +792,15 @@ def test_beijing_day_helpers() -> None:
 DAY = date(2024, 5, 2)  # Beijing; 2024-05-01 16:00 UTC to 2024-05-02 16:00 UTC
 
 
-def _offered(store: CallStore, uniqueid: str, at: datetime, *, answered: bool, number: str = "13800138000") -> None:
+def _offered(
+    store: CallStore, uniqueid: str, at: datetime, *, answered: bool, number: str = "13800138000", ended: bool = True
+) -> None:
     _arrive(store, uniqueid=uniqueid, at=at, caller_number=number)
     store.queue_entered(uniqueid, "q", None, 0, at + timedelta(seconds=20))
     if answered:
         store.agent_answered(uniqueid, "1001", at + timedelta(seconds=40))
+    if ended:
+        store.call_ended(uniqueid, 16, "Normal Clearing", at + timedelta(minutes=3))
 
 
 def test_day_stats_definition(store: CallStore) -> None:
@@ -833,6 +837,10 @@ def test_day_stats_definition(store: CallStore) -> None:
     assert (before.answered_rate, before.callback_rate, before.total_rate) == (0.0, 1.0, 1.0)
     after = store.day_stats(DAY + timedelta(days=1))
     assert (after.offered, after.answered, after.called_back, after.total_rate) == (1, 1, 0, 1.0)
+    # A caller still in the queue is waiting, not abandoned (the wallboard shows today live).
+    _offered(store, "now.1", start + timedelta(hours=20), answered=False, ended=False)
+    live = store.day_stats(DAY)
+    assert (live.offered, live.answered, live.waiting, live.abandoned) == (21, 18, 1, 2)
 
 
 def test_a_call_at_2330_utc_counts_for_the_next_beijing_day(store: CallStore) -> None:

@@ -55,10 +55,11 @@ from cc_core.ivr.entry import HotlineEntry
 from cc_core.ivr.prompts import PromptLibrary
 from cc_core.ivr.registry import FlowRegistry
 from cc_core.ivr.runtime import Step, Visit
-from cc_core.secrets import Secrets
+from cc_core.secrets import Secrets, rotate_agent_password
 from cc_core.selfservice.demo_api import make_app as make_demo_api
 from cc_core.settings import Settings
 from cc_core.switch.ami import AmiLink
+from cc_core.switch.config import render_hotline
 from cc_core.switch.fastagi import AgiSession, FastAgiServer
 from cc_core.switch.instance import Instance
 from cc_core.switch.process import read_pid
@@ -196,6 +197,7 @@ class Controller:
             UserStore(sessions),
             SessionStore(sessions, idle=SESSION_IDLE, lifetime=SESSION_LIFETIME),
             AuditLog(sessions),
+            secure_cookie=ctl.web_secure_cookie,
         )
         self.archive = ArchiveConfig.from_settings(settings)
         self._archive_health: dict[str, Any] = {"last_verify": None, "last_archive": None}
@@ -314,7 +316,9 @@ class Controller:
             app,
             replay=ReplayContext(self.sessions, self.archive),
             views=self.views,
-            flows=FlowAdmin(self.settings.flows_path, self.registry, self.reload_flows, self.settings),
+            flows=FlowAdmin(
+                self.settings.flows_path, self.registry, self.reload_flows, self.settings, self.new_sip_password
+            ),
         )
         add_frontend_routes(app)
         app.add_subapp("/api/control/", make_control_app(self.acd, self.call_control, self._control_token))
@@ -455,6 +459,18 @@ class Controller:
         removed = await asyncio.to_thread(self.prompts.prune_dynamic, ANSWER_PROMPT_MAX_AGE_S)
         if removed:
             log.info("pruned read-back prompts", extra={"removed": removed})
+
+    async def new_sip_password(self, agent_id: str) -> str:
+        """Give an agent's SIP account a new password (admin page, shown once): secrets file,
+        the switch's PJSIP config rendered again and reloaded. The phone must then register
+        with the new password; calls in progress are not touched. KeyError: no such agent."""
+        secrets, password = await asyncio.to_thread(rotate_agent_password, self.settings, agent_id)
+        await asyncio.to_thread(render_hotline, self.settings, secrets)
+        answer = await self.ami.action({"Action": "Command", "Command": "module reload res_pjsip.so"})
+        if str(answer.get("Response", "")) not in ("Success", "Follows"):
+            raise HotlineError(f"the switch did not reload its SIP accounts: {answer.get('Message', '')}")
+        log.info("agent SIP password replaced", extra={"agent": agent_id})
+        return password
 
     async def reload_flows(self) -> None:
         """Reload IVR flows (SIGHUP, 'hotline ivr reload'); calls in progress are not affected."""

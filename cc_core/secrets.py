@@ -103,3 +103,16 @@ def _write(path: Path, value: Secrets) -> None:
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(tmp, path)
+
+
+def rotate_agent_password(settings: Settings, agent_id: str) -> tuple[Secrets, str]:
+    """Give the agent's SIP account a new random password (a lost or leaked one); the file is
+    rewritten atomically. Returns the new secrets and the password, which is shown to the admin
+    once and kept nowhere else in clear. Raises KeyError for an agent not in the settings."""
+    if agent_id not in {agent.id for agent in settings.agents}:
+        raise KeyError(agent_id)
+    secrets = load_or_create(settings)
+    password = _token()
+    secrets.agent_passwords[agent_id] = password
+    _write(secrets_path(settings), secrets)
+    return secrets, password

@@ -57,8 +57,12 @@ class ControllerSettings(_Model):
 
     agi_host: str = "127.0.0.1"
     agi_port: int = Field(default=4573, ge=1, le=65535)
+    # The agents' PCs reach the web pages here: set web_host to the server's LAN address (or
+    # 0.0.0.0). Behind an HTTPS reverse proxy set web_secure_cookie, so the session cookie is
+    # only ever sent over HTTPS.
     web_host: str = "127.0.0.1"
     web_port: int = Field(default=8080, ge=1, le=65535)
+    web_secure_cookie: bool = False
     # How long one AGI command may take before the session is dropped (slow or stuck switch).
     agi_command_timeout: float = Field(default=60.0, gt=0)
     # The switch-side watchdog (P1): seconds the controller has to start a call's IVR, and the

@@ -23,9 +23,12 @@ from typing import Any
 
 from aiohttp import web
 
+from cc_core.errors import HotlineError
+from cc_core.ivr.calendar import MAX_FILE_BYTES as MAX_CALENDAR_BYTES
+from cc_core.ivr.calendar import CalendarError, load_calendar
 from cc_core.ivr.graph import GraphError, render_graph
 from cc_core.ivr.loader import MAX_FILE_BYTES, load_flows
-from cc_core.ivr.registry import FlowRegistry
+from cc_core.ivr.registry import FlowRegistry, calendar_warnings
 from cc_core.settings import Settings
 from cc_core.web.security import AUTH_KEY, client_ip, current, json_error, requires
 from cc_core.web.workstation import dumps
@@ -42,6 +45,26 @@ class FlowAdmin:
     registry: FlowRegistry
     reload: Callable[[], Awaitable[None]]
     settings: Settings
+    new_sip_password: Callable[[str], Awaitable[str]]
+
+    @property
+    def calendars(self) -> Path:
+        return self.folder / "calendars"
+
+    def validate_calendar(self, name: str, data: bytes) -> tuple[list[dict[str, Any]], list[str]]:
+        """Problems (with line) and warnings (years without holidays) of a calendar's new text."""
+        with tempfile.TemporaryDirectory(prefix="hotline-calendar-check-") as scratch:
+            path = Path(scratch) / f"{name}.yaml"
+            path.write_bytes(data)
+            try:
+                calendar = load_calendar(path)
+            except CalendarError as exc:
+                return [{"file": path.name, "line": exc.line or 1, "message": exc.message}], []
+        return [], calendar_warnings({name: calendar}, self.registry.today())
+
+    def write_calendar(self, name: str, data: bytes) -> Path:
+        self.calendars.mkdir(parents=True, exist_ok=True)
+        return _atomic_write(self.calendars / f"{name}.yaml", data)
 
     def validate(self, name: str, data: bytes) -> tuple[list[dict[str, Any]], list[str]]:
         """Problems (file, line, message) and warnings the flow ``name`` with content ``data``
@@ -64,27 +87,27 @@ class FlowAdmin:
 
     def write(self, name: str, data: bytes) -> Path:
         """Write the flow file atomically (blocking)."""
-        target = self.folder / f"{name}.yaml"
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=self.folder)
-        tmp = Path(tmp_name)
-        try:
-            with os.fdopen(fd, "wb") as file:
-                file.write(data)
-                file.flush()
-                os.fsync(file.fileno())
-            os.chmod(tmp, 0o644)
-            tmp.replace(target)
-        finally:
-            tmp.unlink(missing_ok=True)
+        target = _atomic_write(self.folder / f"{name}.yaml", data)
         old_yml = self.folder / f"{name}.yml"
         if old_yml.exists():  # one file per flow name
             old_yml.unlink()
         return target
 
 
-def _line_of(text: str) -> int:
-    parts = text.split(":")
-    return int(parts[1]) if len(parts) > 2 and parts[1].isdigit() else 1
+def _atomic_write(target: Path, data: bytes) -> Path:
+    """Write ``data`` to a temporary file beside ``target``, flush it to disk, rename it over."""
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=".part", dir=target.parent)
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+        os.chmod(tmp, 0o644)
+        tmp.replace(target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return target
 
 
 FLOWS_KEY = web.AppKey("flow_admin", FlowAdmin)
@@ -306,6 +329,94 @@ async def list_queues(request: web.Request) -> web.Response:
     return web.json_response({"queues": [q.model_dump() for q in settings.queues]}, dumps=dumps)
 
 
+@requires("admin")
+async def list_calendars(request: web.Request) -> web.Response:
+    """The business-hours calendars (holidays, make-up workdays, hours, the emergency switch)."""
+    admin = request.app[FLOWS_KEY]
+    folder = admin.calendars
+    files = sorted(p for p in folder.glob("*.yaml") if not p.name.startswith(".")) if folder.is_dir() else []
+    loaded = admin.registry.calendars
+    return web.json_response(
+        {
+            "calendars": [{"name": p.stem, "file": p.name, "loaded": p.stem in loaded} for p in files],
+            "warnings": admin.registry.last_report.warnings,
+        },
+        dumps=dumps,
+    )
+
+
+@requires("admin")
+async def get_calendar(request: web.Request) -> web.Response:
+    """The YAML text of one calendar file."""
+    admin = request.app[FLOWS_KEY]
+    name = _name(request)
+    path = admin.calendars / f"{name}.yaml"
+    if not path.is_file():
+        return json_error(404, f"没有日历 {name} (no such calendar)")
+    text = (await asyncio.to_thread(path.read_bytes)).decode("utf-8", errors="replace")
+    return web.json_response({"name": name, "file": path.name, "yaml": text}, dumps=dumps)
+
+
+def _calendar_bytes(text: Any) -> bytes:
+    if not isinstance(text, str):
+        raise web.HTTPBadRequest(text=dumps({"error": "缺少 yaml (missing yaml)"}), content_type="application/json")
+    data = text.encode("utf-8")
+    if len(data) > MAX_CALENDAR_BYTES:
+        raise web.HTTPRequestEntityTooLarge(max_size=MAX_CALENDAR_BYTES, actual_size=len(data))
+    return data
+
+
+@requires("admin")
+async def validate_calendar(request: web.Request) -> web.Response:
+    """Check a calendar's YAML without writing it: problems with line, and missing years."""
+    admin = request.app[FLOWS_KEY]
+    data = await _json(request)
+    name = data.get("name")
+    if not isinstance(name, str) or not FLOW_NAME.match(name):
+        return json_error(400, "日历名只能含小写字母、数字和下划线 (a-z, 0-9, _)")
+    problems, warnings = await asyncio.to_thread(admin.validate_calendar, name, _calendar_bytes(data.get("yaml")))
+    return web.json_response({"ok": not problems, "problems": problems, "warnings": warnings}, dumps=dumps)
+
+
+@requires("admin")
+async def put_calendar(request: web.Request) -> web.Response:
+    """Publish a calendar: validate, write atomically, reload (time switches use it at once)."""
+    admin = request.app[FLOWS_KEY]
+    name = _name(request)
+    data = _calendar_bytes((await _json(request)).get("yaml"))
+    problems, warnings = await asyncio.to_thread(admin.validate_calendar, name, data)
+    if problems:
+        return web.json_response(
+            {"error": "日历有错误，未发布 (the calendar has problems; nothing was written)", "problems": problems},
+            status=422,
+            dumps=dumps,
+        )
+    await asyncio.to_thread(admin.write_calendar, name, data)
+    await admin.reload()
+    await _audit(request, "publish_calendar", name, {"bytes": len(data)})
+    return web.json_response({"ok": name in admin.registry.calendars, "name": name, "warnings": warnings}, dumps=dumps)
+
+
+@requires("admin")
+async def new_sip_password(request: web.Request) -> web.Response:
+    """Give an agent's SIP phone account a new password, shown in this answer only."""
+    admin = request.app[FLOWS_KEY]
+    agent_id = request.match_info["agent"]
+    try:
+        password = await admin.new_sip_password(agent_id)
+    except KeyError:
+        return json_error(404, f"没有这个坐席 (no agent {agent_id})")
+    except (HotlineError, TimeoutError) as exc:
+        return json_error(503, f"交换机未能更新 SIP 账号 (the switch did not take it: {exc})")
+    await _audit(request, "sip_password_reset", agent_id, {})
+    sw = admin.settings.switch
+    return web.json_response(
+        {"agent": agent_id, "username": agent_id, "password": password, "sip_port": sw.sip_port},
+        headers={"Cache-Control": "no-store"},
+        dumps=dumps,
+    )
+
+
 def add_admin_routes(app: web.Application, admin: FlowAdmin) -> None:
     app[FLOWS_KEY] = admin
     app.router.add_get("/api/admin/flows", list_flows)
@@ -314,5 +425,10 @@ def add_admin_routes(app: web.Application, admin: FlowAdmin) -> None:
     app.router.add_get("/api/admin/flows/{name}", get_flow)
     app.router.add_put("/api/admin/flows/{name}", put_flow)
     app.router.add_get("/api/admin/flows/{name}/graph", flow_graph)
+    app.router.add_get("/api/admin/calendars", list_calendars)
+    app.router.add_post("/api/admin/calendars/validate", validate_calendar)
+    app.router.add_get("/api/admin/calendars/{name}", get_calendar)
+    app.router.add_put("/api/admin/calendars/{name}", put_calendar)
+    app.router.add_post("/api/admin/agents/{agent}/sip-password", new_sip_password)
     app.router.add_get("/api/admin/agents", list_agents)
     app.router.add_get("/api/admin/queues", list_queues)

@@ -16,11 +16,14 @@ import pytest
 
 from tests.harness.acd import place, record, wait_agent
 from tests.harness.ami import AmiPeer
-from tests.harness.calls import call_store
+from tests.harness.calls import call_store, wait_node
+from tests.harness.flows import calendar_text
 from tests.harness.hotline import Hotline
 from tests.harness.loop import LoopThread
+from tests.harness.sipp import register_args, run_sipp
 from tests.harness.web import WebClient, ensure_user
 from tests.harness.world import World
+from tests.integration.test_ivr_calls import start_call, today_in_beijing
 
 pytestmark = pytest.mark.switch
 
@@ -166,3 +169,54 @@ def _audit(hotline: Hotline) -> list[dict[str, Any]]:
     status, answer = auditor.json("GET", "/api/audit?limit=200")
     assert status == 200
     return list(answer["entries"])
+
+
+def test_admin_publishes_a_holiday_and_the_next_call_hears_it(
+    controller: Hotline, world: World, cc_ami: AmiPeer
+) -> None:
+    """Calendars through the admin API: a broken one is refused with its line, nothing written;
+    today published as a holiday sends the next caller to the holiday notice (T6)."""
+    admin = client(controller, "webadmin", "admin")
+    path = controller.settings.flows_path / "calendars" / "beijing.yaml"
+    original = path.read_text(encoding="utf-8")
+    status, listed = admin.json("GET", "/api/admin/calendars")
+    assert status == 200 and [c["name"] for c in listed["calendars"]] == ["beijing"]
+    assert admin.json("GET", "/api/admin/calendars/beijing")[1]["yaml"] == original
+    broken = original + "\nholidays_typo: []\n"
+    line = len(broken.splitlines())
+    status, answer = admin.json("PUT", "/api/admin/calendars/beijing", {"yaml": broken})
+    assert status == 422 and answer["problems"][0]["line"] == line, answer
+    assert path.read_text(encoding="utf-8") == original
+    holiday = calendar_text([today_in_beijing()], False)
+    try:
+        status, answer = admin.json("PUT", "/api/admin/calendars/beijing", {"yaml": holiday})
+        assert status == 200 and answer["ok"] is True, answer
+        call, uid, _mark = start_call(world, cc_ami, "13800009011")
+        path_taken = wait_node(call_store(controller), uid, "holiday_notice")
+        assert path_taken[:4] == ["welcome", "hours", "holiday", "holiday_notice"]
+        call.hang_up()
+    finally:
+        assert admin.json("PUT", "/api/admin/calendars/beijing", {"yaml": original})[0] == 200
+    assert path.read_text(encoding="utf-8") == original
+
+
+def test_a_new_sip_password_is_shown_once_and_the_switch_takes_it(controller: Hotline) -> None:
+    """An admin resets the SIP password of agent 1004 (whose phone the world leaves unregistered):
+    the answer shows it once, the switch accepts it at once and refuses the old one (P2)."""
+    admin = client(controller, "webadmin", "admin")
+    old = controller.secrets.agent_password("1004")
+    status, answer = admin.json("POST", "/api/admin/agents/1004/sip-password", {})
+    assert status == 200 and answer["username"] == "1004", answer
+    new = answer["password"]
+    assert new != old and len(new) >= 24
+    assert admin.headers["cache-control"] == "no-store"
+    controller.secrets.agent_passwords["1004"] = new  # the harness's copy, for later tests
+    status, agents = admin.request("GET", "/api/admin/agents")
+    assert status == 200 and new.encode() not in agents
+    ok = run_sipp(controller.settings.switch.sip_port, *register_args("1004", new), timeout=30)
+    assert ok.returncode == 0, ok.stdout[-1500:] + ok.stderr[-1500:]
+    refused = run_sipp(controller.settings.switch.sip_port, *register_args("1004", old), timeout=30)
+    assert refused.returncode != 0
+    assert admin.json("POST", "/api/admin/agents/9999/sip-password", {})[0] == 404
+    entries = [e for e in _audit(controller) if e["action"] == "sip_password_reset"]
+    assert entries and entries[0]["target"] == "1004" and new not in json.dumps(entries, ensure_ascii=False)

@@ -19,6 +19,7 @@ import asyncio
 import logging
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
 from aiohttp import WSMsgType, web
 
@@ -48,6 +49,11 @@ async def live(request: web.Request) -> web.StreamResponse:
     views = request.app[VIEWS_KEY]
     if role == "agent" and (not agent_id or agent_id not in views.acd.agents):
         raise web.HTTPConflict(text=dumps({"error": "此账号未关联坐席 (not linked to an agent)"}))
+    origin = request.headers.get("Origin")
+    if origin is not None and urlsplit(origin).netloc != request.host:
+        # Another site's page opening our socket with the user's cookie (the SameSite cookie
+        # already prevents it in current browsers; this holds for older ones too).
+        raise web.HTTPForbidden(text=dumps({"error": "跨站连接被拒绝 (cross-site WebSocket refused)"}))
     auth = request.app[AUTH_KEY]
     token = request.cookies.get(SESSION_COOKIE, "")
     ws = web.WebSocketResponse(heartbeat=30.0, max_msg_size=4096)
@@ -80,7 +86,7 @@ async def live(request: web.Request) -> web.StreamResponse:
             if message.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
                 break
             # Pages send nothing but pings (answered by aiohttp); anything else is ignored.
-    except (ConnectionResetError, asyncio.CancelledError):
+    except ConnectionResetError:
         pass
     except Exception:
         log.exception("live update socket failed", extra={"user": view.user.username})

@@ -103,11 +103,11 @@ def _agent_row(board: dict[str, Any], agent_id: str) -> dict[str, Any]:
     return next(a for a in board["agents"] if a["id"] == agent_id)
 
 
-async def _first_message(hotline: Hotline, web: WebClient) -> dict[str, Any]:
+async def _first_message(hotline: Hotline, web: WebClient, origin: str | None = None) -> dict[str, Any]:
     url = f"http://127.0.0.1:{hotline.settings.controller.web_port}/api/ws"
     async with (
         aiohttp.ClientSession(headers={"Cookie": web.cookie}) as session,
-        session.ws_connect(url) as ws,
+        session.ws_connect(url, origin=origin) as ws,
     ):
         message = await ws.receive(timeout=10)
         return dict(json.loads(message.data))
@@ -121,6 +121,9 @@ def test_an_account_without_an_agent_and_a_closed_socket(controller: Hotline, lo
     supervisor = client(controller, "websup2", "supervisor")
     first = loop.run(_first_message(controller, supervisor), timeout=20)
     assert first["type"] == "wallboard" and "today" in first["data"]
+    with pytest.raises(aiohttp.WSServerHandshakeError) as cross_site:
+        loop.run(_first_message(controller, supervisor, origin="http://evil.example"), timeout=20)
+    assert cross_site.value.status == 403
     cookie = supervisor.cookie
     assert supervisor.json("POST", "/api/logout", {})[0] == 200
     supervisor.cookie = cookie

@@ -156,6 +156,9 @@ export interface FlowText {
   yaml: string
 }
 
+/** GET /api/admin/flows/{name} and /api/admin/calendars/{name}. */
+export type YamlText = FlowText
+
 export interface ValidateAnswer {
   ok: boolean
   problems?: (Problem | string)[]
@@ -168,6 +171,37 @@ export interface PublishAnswer {
   name?: string
   problems?: (Problem | string)[]
   warnings?: (Problem | string)[]
+}
+
+// cc_core/web/admin.py list_calendars, put_calendar
+export interface CalendarItem {
+  name: string
+  file?: string
+  loaded?: boolean
+}
+
+export interface CalendarList {
+  calendars: CalendarItem[]
+  warnings?: (Problem | string)[]
+}
+
+// cc_core/web/admin.py list_agents (hotline.toml [[agents]])
+export interface AgentConfig {
+  id: string
+  name?: string | null
+  skills?: Record<string, number> | string[] | null
+  team?: string | null
+  tags?: string[] | null
+  queues?: string[] | null
+  chat_capacity?: number | null
+}
+
+// POST /api/admin/agents/{id}/sip-password: shown once, never stored
+export interface SipPasswordAnswer {
+  agent: string
+  username: string
+  password: string
+  sip_port: number | string | null
 }
 
 // cc_core/calls/search.py RecordingHit

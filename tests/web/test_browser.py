@@ -280,3 +280,46 @@ def test_login_page_refuses_a_wrong_password(controller: Hotline, browser: Brows
     expect(page.get_by_test_id("login-username")).to_be_visible()  # no session: back to the login page
     assert time.monotonic() - started < 20
     page.close()
+
+
+def test_admin_edits_the_calendar_and_resets_a_sip_password(controller: Hotline, browser: Browser) -> None:
+    """The holidays calendar: a broken edit shows its line and writes nothing; the SIP password
+    of agent 1004 (no phone registered in the world) is shown once and gone when closed."""
+    calendar = controller.settings.flows_path / "calendars" / "beijing.yaml"
+    original = calendar.read_text(encoding="utf-8")
+    page = open_page(browser, controller, "zhaoadmin", "admin")
+    try:
+        page.get_by_test_id("nav-admin").click()
+        page.get_by_test_id("admin-calendars-tab").click()
+        page.locator('[data-test="calendar-item"][data-calendar="beijing"]').click()
+        editor = page.get_by_test_id("calendar-editor")
+        expect(editor).to_have_value(original)
+        broken = original + "\nholidays_typo: []\n"
+        editor.fill(broken)
+        page.get_by_test_id("calendar-publish").click()
+        expect(page.get_by_test_id("calendar-problem").first).to_contain_text(
+            f"beijing.yaml:{len(broken.splitlines())}"
+        )
+        assert calendar.read_text(encoding="utf-8") == original
+        editor.fill(original)
+        page.get_by_test_id("calendar-publish").click()
+        expect(page.get_by_test_id("calendar-published")).to_be_visible()
+
+        page.get_by_test_id("admin-config-tab").click()
+        row = page.locator('[data-test="config-agent"][data-agent="1004"]')
+        row.get_by_test_id("agent-sip-reset").click()
+        page.get_by_test_id("sip-reset-confirm").click()
+        shown = page.get_by_test_id("sip-password")
+        expect(shown).to_be_visible()
+        password = shown.inner_text().strip()
+        assert len(password) >= 24
+        controller.secrets.agent_passwords["1004"] = password  # the harness's copy, for later tests
+        page.get_by_test_id("sip-password-close").click()
+        expect(page.get_by_test_id("sip-password-dialog")).to_have_count(0)
+        assert password not in page.content()
+        stored = page.evaluate("JSON.stringify(Object.assign({}, localStorage, sessionStorage))")
+        assert password not in stored
+    finally:
+        if calendar.read_text(encoding="utf-8") != original:
+            calendar.write_text(original, encoding="utf-8")
+        page.context.close()

@@ -28,6 +28,7 @@ from cc_core import __version__
 from cc_core.acd.callcontrol import CallControl
 from cc_core.acd.config import agents_offline, queue_configs
 from cc_core.acd.model import AgentState
+from cc_core.acd.roster import Roster, RosterError
 from cc_core.acd.service import Acd
 from cc_core.acd.store import AgentStore
 from cc_core.archive import (
@@ -55,7 +56,7 @@ from cc_core.ivr.entry import HotlineEntry
 from cc_core.ivr.prompts import PromptLibrary
 from cc_core.ivr.registry import FlowRegistry
 from cc_core.ivr.runtime import Step, Visit
-from cc_core.secrets import Secrets, rotate_agent_password
+from cc_core.secrets import Secrets, load_or_create, rotate_agent_password
 from cc_core.selfservice.demo_api import make_app as make_demo_api
 from cc_core.settings import Settings
 from cc_core.switch.ami import AmiLink
@@ -98,8 +99,12 @@ def prompt_cache(instance: Instance) -> Path:
 class Controller:
     """The controller process: AMI link, FastAGI server, call records, health page."""
 
-    def __init__(self, settings: Settings, secrets: Secrets) -> None:
+    def __init__(self, settings: Settings, secrets: Secrets, config_file: Path | None = None) -> None:
         self.settings = settings
+        # Where agents and queues an admin edits on the web are written (None: defaults only,
+        # and the admin page says so).
+        self.roster = Roster(config_file) if config_file is not None else None
+        self._roster_lock = asyncio.Lock()
         self.instance = Instance(settings.switch_root, settings.switch.instance)
         self.bus = EventBus()
         self.view = SwitchView()
@@ -317,7 +322,14 @@ class Controller:
             replay=ReplayContext(self.sessions, self.archive),
             views=self.views,
             flows=FlowAdmin(
-                self.settings.flows_path, self.registry, self.reload_flows, self.settings, self.new_sip_password
+                self.settings.flows_path,
+                self.registry,
+                self.reload_flows,
+                lambda: self.settings,
+                self.new_sip_password,
+                self.save_agent,
+                self.remove_agent,
+                self.save_queue,
             ),
         )
         add_frontend_routes(app)
@@ -471,6 +483,62 @@ class Controller:
             raise HotlineError(f"the switch did not reload its SIP accounts: {answer.get('Message', '')}")
         log.info("agent SIP password replaced", extra={"agent": agent_id})
         return password
+
+    async def apply_roster(self, new: Settings, *, switch: bool) -> Secrets:
+        """Take edited agents and queues (the admin page): the ACD at once; with ``switch``, the
+        agents' SIP accounts too (secrets for new agents, PJSIP rendered again and reloaded)."""
+        self.settings = self.settings.model_copy(update={"agents": new.agents, "queues": new.queues})
+        settings = self.settings
+        self.acd.reconfigure(
+            queue_configs(settings),
+            {q.name: {"announce_every": q.announce_every, "max_wait": q.max_wait} for q in settings.queues},
+            agents_offline(settings, datetime.now(UTC)),
+            {a.id for a in settings.agents},
+        )
+        self.views.queue_titles = {q.name: q.title or q.name for q in settings.queues}
+        secrets = await asyncio.to_thread(load_or_create, settings)
+        if switch:
+            await asyncio.to_thread(render_hotline, settings, secrets)
+            answer = await self.ami.action({"Action": "Command", "Command": "module reload res_pjsip.so"})
+            if str(answer.get("Response", "")) not in ("Success", "Follows"):
+                raise HotlineError(f"the switch did not reload its SIP accounts: {answer.get('Message', '')}")
+        return secrets
+
+    async def save_agent(self, agent_id: str, fields: dict[str, Any], create: bool) -> str | None:
+        """Add or change an agent from the admin page; a new agent's SIP password is returned
+        (shown once). Raises RosterError (refused, nothing written) or HotlineError."""
+        roster = self._roster()
+        async with self._roster_lock:
+            new = await asyncio.to_thread(roster.save_agent, agent_id, fields, create=create)
+            secrets = await self.apply_roster(new, switch=create)
+        log.info("agent saved from the web", extra={"agent": agent_id, "new": create})
+        return secrets.agent_password(agent_id) if create else None
+
+    async def remove_agent(self, agent_id: str) -> None:
+        """Remove a logged-out agent (admin page): settings file, ACD, SIP account."""
+        roster = self._roster()
+        async with self._roster_lock:
+            agent = self.acd.agents.get(agent_id)
+            if agent is None:
+                raise RosterError(f"没有坐席 {agent_id} (no agent {agent_id})")
+            if agent.state is not AgentState.OFFLINE:
+                raise RosterError(f"坐席 {agent_id} 须先签出 (agent {agent_id} must be logged out first)")
+            new = await asyncio.to_thread(roster.remove_agent, agent_id)
+            await self.apply_roster(new, switch=True)
+        log.info("agent removed from the web", extra={"agent": agent_id})
+
+    async def save_queue(self, name: str, fields: dict[str, Any]) -> None:
+        """Change a queue's settings (admin page); callers waiting are ordered again."""
+        roster = self._roster()
+        async with self._roster_lock:
+            new = await asyncio.to_thread(roster.save_queue, name, fields)
+            await self.apply_roster(new, switch=False)
+        log.info("queue saved from the web", extra={"queue": name})
+
+    def _roster(self) -> Roster:
+        if self.roster is None:
+            raise RosterError("没有配置文件，无法保存 (the controller runs without a settings file)")
+        return self.roster
 
     async def reload_flows(self) -> None:
         """Reload IVR flows (SIGHUP, 'hotline ivr reload'); calls in progress are not affected."""

@@ -31,7 +31,7 @@ from cc_core import logs
 from cc_core.errors import HotlineError
 from cc_core.logs import mask_personal_data
 from cc_core.secrets import Secrets, load_or_create
-from cc_core.settings import Settings, load_settings
+from cc_core.settings import Settings, load_settings, settings_path
 from cc_core.switch.config import render_hotline
 from cc_core.switch.instance import Instance
 from cc_core.switch.process import Ports, Switch, pid_alive
@@ -65,10 +65,10 @@ def start_switch(settings: Settings, secrets: Secrets) -> tuple[Switch, bool]:
     return switch, True
 
 
-async def _run_controller(settings: Settings, secrets: Secrets) -> None:
+async def _run_controller(settings: Settings, secrets: Secrets, config: Path | None = None) -> None:
     from cc_core.app import Controller
 
-    controller = Controller(settings, secrets)
+    controller = Controller(settings, secrets, config_file=settings_path(config))
     controller.install_signal_handlers()
     await controller.start()
     try:
@@ -77,12 +77,12 @@ async def _run_controller(settings: Settings, secrets: Secrets) -> None:
         await controller.stop()
 
 
-def cmd_controller(settings: Settings, _args: argparse.Namespace) -> int:
+def cmd_controller(settings: Settings, args: argparse.Namespace) -> int:
     from cc_core.db.session import upgrade
 
     secrets = load_or_create(settings)
     upgrade(settings.database_url)
-    asyncio.run(_run_controller(settings, secrets))
+    asyncio.run(_run_controller(settings, secrets, args.config))
     return 0
 
 
@@ -110,7 +110,7 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
         flush=True,
     )
     try:
-        asyncio.run(_run_controller(settings, secrets))
+        asyncio.run(_run_controller(settings, secrets, args.config))
     finally:
         if started and switch is not None:
             switch.stop()

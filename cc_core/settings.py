@@ -359,16 +359,24 @@ def _format_validation(error: ValidationError, source: str, overrides: Mapping[t
     return _one_line(f"bad settings in {source}: {where}: {first['msg']}{more}")
 
 
+def settings_path(path: Path | None = None, env: Mapping[str, str] | None = None) -> Path | None:
+    """The settings file used: ``path``, else ``$HOTLINE_CONFIG``, else ``./hotline.toml`` if
+    there is one (None: defaults only)."""
+    env = os.environ if env is None else env
+    if path is None and env.get("HOTLINE_CONFIG"):
+        path = Path(env["HOTLINE_CONFIG"])
+    if path is None and Path(DEFAULT_FILE).is_file():
+        path = Path(DEFAULT_FILE)
+    return path
+
+
 def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None) -> Settings:
     """Read the settings file (if any) and apply ``HOTLINE_*`` overrides.
 
     Raises :class:`SettingsError` with one line naming the file, key and problem.
     """
     env = os.environ if env is None else env
-    if path is None and env.get("HOTLINE_CONFIG"):
-        path = Path(env["HOTLINE_CONFIG"])
-    if path is None and Path(DEFAULT_FILE).is_file():
-        path = Path(DEFAULT_FILE)
+    path = settings_path(path, env)
     data: dict[str, Any] = {}
     source = "defaults"
     if path is not None:

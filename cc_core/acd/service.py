@@ -319,6 +319,43 @@ class Acd:
             raise AgentError(f"callback {callback_id} was just taken by someone else")
         await self._place(callback_id, callback.number, agent_id)
 
+    def reconfigure(
+        self,
+        queues: dict[str, QueueConfig],
+        queue_settings: dict[str, dict[str, float]],
+        agents: dict[str, Agent],
+        extensions: set[str],
+    ) -> None:
+        """Take edited agents and queues without a restart (the admin page, cc_core/acd/roster.py).
+
+        Queue names stay the same (the roster refuses to add or remove one); callers waiting are
+        ordered again by the new queue settings. An agent's static fields (name, skills, team,
+        tags, queues, chats) change at once and their state is kept; a new agent starts logged
+        out; a removed agent must be logged out (the caller checks)."""
+        self.queues = queues
+        self.queue_settings = queue_settings
+        self.waiting = self.waiting.rebuilt(queues)
+        for agent_id in list(self.agents):
+            if agent_id not in agents:
+                del self.agents[agent_id]
+                self.extension.pop(agent_id, None)
+        for agent_id, configured in agents.items():
+            current = self.agents.get(agent_id)
+            if current is None:
+                self.agents[agent_id] = configured
+                continue
+            self.agents[agent_id] = replace(
+                current,
+                name=configured.name,
+                skills=configured.skills,
+                team=configured.team,
+                tags=configured.tags,
+                queues=configured.queues,
+                chat_capacity=configured.chat_capacity,
+            )
+        self.known_extensions = extensions
+        self.dispatch()
+
     def last_call(self, agent_id: str) -> str | None:
         """The call the agent last talked on (their wrap-up is about it)."""
         return self._last_call.get(agent_id)

@@ -23,6 +23,7 @@ from typing import Any
 
 from aiohttp import web
 
+from cc_core.acd.roster import AGENT_FIELDS, QUEUE_FIELDS, RosterError
 from cc_core.errors import HotlineError
 from cc_core.ivr.calendar import MAX_FILE_BYTES as MAX_CALENDAR_BYTES
 from cc_core.ivr.calendar import CalendarError, load_calendar
@@ -44,8 +45,15 @@ class FlowAdmin:
     folder: Path
     registry: FlowRegistry
     reload: Callable[[], Awaitable[None]]
-    settings: Settings
+    current_settings: Callable[[], Settings]
     new_sip_password: Callable[[str], Awaitable[str]]
+    save_agent: Callable[[str, dict[str, Any], bool], Awaitable[str | None]]
+    remove_agent: Callable[[str], Awaitable[None]]
+    save_queue: Callable[[str, dict[str, Any]], Awaitable[None]]
+
+    @property
+    def settings(self) -> Settings:
+        return self.current_settings()
 
     @property
     def calendars(self) -> Path:
@@ -417,6 +425,81 @@ async def new_sip_password(request: web.Request) -> web.Response:
     )
 
 
+AGENT_ID = re.compile(r"^[0-9]{3,6}$")
+
+
+def _fields(data: dict[str, Any], allowed: tuple[str, ...]) -> dict[str, Any]:
+    unknown = sorted(set(data) - set(allowed) - {"id"})
+    if unknown:
+        raise web.HTTPBadRequest(
+            text=dumps({"error": f"未知字段 (unknown fields): {', '.join(unknown)}"}), content_type="application/json"
+        )
+    return {k: data[k] for k in allowed if k in data}
+
+
+async def _roster_call(request: web.Request, action: str, target: str, work: Awaitable[Any]) -> Any:
+    try:
+        result = await work
+    except RosterError as exc:
+        raise web.HTTPConflict(text=dumps({"error": str(exc)}), content_type="application/json") from exc
+    except (HotlineError, TimeoutError) as exc:
+        raise web.HTTPServiceUnavailable(
+            text=dumps({"error": f"已保存，但交换机未能更新 (saved, the switch did not take it: {exc})"}),
+            content_type="application/json",
+        ) from exc
+    await _audit(request, action, target, {})
+    return result
+
+
+@requires("admin")
+async def create_agent(request: web.Request) -> web.Response:
+    """Add an agent (id, name, skills, team, tags, queues, chats); the SIP password is in this
+    answer only."""
+    admin = request.app[FLOWS_KEY]
+    data = await _json(request)
+    agent_id = data.get("id")
+    if not isinstance(agent_id, str) or not AGENT_ID.match(agent_id):
+        return json_error(400, "工号须为 3–6 位数字 (the agent id is 3–6 digits)")
+    fields = _fields(data, AGENT_FIELDS)
+    password = await _roster_call(request, "agent_created", agent_id, admin.save_agent(agent_id, fields, True))
+    return web.json_response(
+        {"agent": agent_id, "username": agent_id, "password": password, "sip_port": admin.settings.switch.sip_port},
+        status=201,
+        headers={"Cache-Control": "no-store"},
+        dumps=dumps,
+    )
+
+
+@requires("admin")
+async def update_agent(request: web.Request) -> web.Response:
+    """Change an agent's name, skills and levels, team, tags, queues or chats (at once, also
+    while they are on a call)."""
+    admin = request.app[FLOWS_KEY]
+    agent_id = request.match_info["agent"]
+    fields = _fields(await _json(request), AGENT_FIELDS)
+    await _roster_call(request, "agent_changed", agent_id, admin.save_agent(agent_id, fields, False))
+    return web.json_response({"ok": True, "agent": agent_id}, dumps=dumps)
+
+
+@requires("admin")
+async def delete_agent(request: web.Request) -> web.Response:
+    """Remove a logged-out agent and their SIP account."""
+    admin = request.app[FLOWS_KEY]
+    agent_id = request.match_info["agent"]
+    await _roster_call(request, "agent_removed", agent_id, admin.remove_agent(agent_id))
+    return web.json_response({"ok": True, "agent": agent_id}, dumps=dumps)
+
+
+@requires("admin")
+async def update_queue(request: web.Request) -> web.Response:
+    """Change a queue's strategy, ring timeout, wrap-up, maximum wait and the like."""
+    admin = request.app[FLOWS_KEY]
+    name = _name(request)
+    fields = _fields(await _json(request), QUEUE_FIELDS)
+    await _roster_call(request, "queue_changed", name, admin.save_queue(name, fields))
+    return web.json_response({"ok": True, "queue": name}, dumps=dumps)
+
+
 def add_admin_routes(app: web.Application, admin: FlowAdmin) -> None:
     app[FLOWS_KEY] = admin
     app.router.add_get("/api/admin/flows", list_flows)
@@ -431,4 +514,8 @@ def add_admin_routes(app: web.Application, admin: FlowAdmin) -> None:
     app.router.add_put("/api/admin/calendars/{name}", put_calendar)
     app.router.add_post("/api/admin/agents/{agent}/sip-password", new_sip_password)
     app.router.add_get("/api/admin/agents", list_agents)
+    app.router.add_post("/api/admin/agents", create_agent)
+    app.router.add_put("/api/admin/agents/{agent}", update_agent)
+    app.router.add_delete("/api/admin/agents/{agent}", delete_agent)
     app.router.add_get("/api/admin/queues", list_queues)
+    app.router.add_put("/api/admin/queues/{name}", update_queue)

@@ -223,3 +223,74 @@ def test_a_new_sip_password_is_shown_once_and_the_switch_takes_it(controller: Ho
     assert admin.json("POST", "/api/admin/agents/9999/sip-password", {})[0] == 404
     entries = [e for e in _audit(controller) if e["action"] == "sip_password_reset"]
     assert entries and entries[0]["target"] == "1004" and new not in json.dumps(entries, ensure_ascii=False)
+
+
+def test_admin_adds_changes_and_removes_an_agent_and_tunes_a_queue(controller: Hotline) -> None:
+    """Agents and queues edited on the admin API (BRIEF: admins edit queues and agents): the
+    settings file keeps its comments, the switch takes a new agent's SIP account at once and
+    drops a removed one's, the ACD sees the changes without a restart; bad values and a
+    logged-in agent's removal are refused with nothing written."""
+    admin = client(controller, "webadmin", "admin")
+    config = controller.config
+    marker = "# 管理员的注释 (kept by web edits)\n"
+    config.write_text(marker + config.read_text(encoding="utf-8"), encoding="utf-8")
+    before = config.read_text(encoding="utf-8")
+    body = {"id": "1005", "name": "新坐席", "skills": {"consult": 3}, "queues": ["general"], "team": "二组"}
+    try:
+        status, created = admin.json("POST", "/api/admin/agents", body)
+        assert status == 201, created
+        password = created["password"]
+        assert len(password) >= 24 and admin.headers["cache-control"] == "no-store"
+        text = config.read_text(encoding="utf-8")
+        assert text.startswith(marker) and 'id = "1005"' in text and password not in text
+        assert acd_agent(controller, "1005")["state"] == "offline"
+        ok = run_sipp(controller.settings.switch.sip_port, *register_args("1005", password), timeout=30)
+        assert ok.returncode == 0, ok.stdout[-1500:] + ok.stderr[-1500:]
+        assert admin.json("POST", "/api/admin/agents", body)[0] == 409  # exists already
+        # A change, then bad values: refused, nothing written.
+        status, _ = admin.json("PUT", "/api/admin/agents/1005", {"skills": {"complaint": 5}, "name": "王芳"})
+        assert status == 200
+        agents = {a["id"]: a for a in admin.json("GET", "/api/admin/agents")[1]["agents"]}
+        assert agents["1005"]["skills"] == {"complaint": 5} and agents["1005"]["name"] == "王芳"
+        assert acd_agent(controller, "1005")["name"] == "王芳"
+        kept = config.read_text(encoding="utf-8")
+        status, refused = admin.json("PUT", "/api/admin/agents/1005", {"skills": {"complaint": 9}})
+        assert status == 409 and "skills" in refused["error"]
+        assert admin.json("PUT", "/api/admin/agents/1005", {"queues": ["no_such_queue"]})[0] == 409
+        assert admin.json("PUT", "/api/admin/agents/1005", {"password": "x"})[0] == 400
+        assert config.read_text(encoding="utf-8") == kept
+        # A queue's settings.
+        queues = {q["name"]: q for q in admin.json("GET", "/api/admin/queues")[1]["queues"]}
+        old_timeout = queues["rr"]["ring_timeout"]
+        assert admin.json("PUT", "/api/admin/queues/rr", {"ring_timeout": old_timeout + 5})[0] == 200
+        queues = {q["name"]: q for q in admin.json("GET", "/api/admin/queues")[1]["queues"]}
+        assert queues["rr"]["ring_timeout"] == old_timeout + 5
+        assert admin.json("PUT", "/api/admin/queues/rr", {"ring_timeout": 1})[0] == 409
+        assert admin.json("PUT", "/api/admin/queues/rr", {"ring_timeout": old_timeout})[0] == 200
+        # A logged-in agent cannot be removed; a logged-out one can, and their phone is refused.
+        agent_cmd(controller, "1001", "login")
+        assert admin.json("DELETE", "/api/admin/agents/1001", {})[0] == 409
+        agent_cmd(controller, "1001", "logout")
+        assert admin.json("DELETE", "/api/admin/agents/1005", {})[0] == 200
+        assert "1005" not in {a["id"] for a in admin.json("GET", "/api/admin/agents")[1]["agents"]}
+        gone = run_sipp(controller.settings.switch.sip_port, *register_args("1005", password), timeout=30)
+        assert gone.returncode != 0
+        actions = [e["action"] for e in _audit(controller)]
+        assert {"agent_created", "agent_changed", "agent_removed", "queue_changed"} <= set(actions)
+    finally:
+        if "1005" in {a["id"] for a in admin.json("GET", "/api/admin/agents")[1]["agents"]}:
+            admin.json("DELETE", "/api/admin/agents/1005", {})
+    assert config.read_text(encoding="utf-8") == before
+
+
+def acd_agent(hotline: Hotline, agent_id: str) -> dict[str, Any]:
+    from tests.harness.acd import status as acd_status
+
+    agents: dict[str, dict[str, Any]] = acd_status(hotline)["agents"]
+    return agents[agent_id]
+
+
+def agent_cmd(hotline: Hotline, agent_id: str, action: str) -> None:
+    from tests.harness.acd import agent as control_agent
+
+    control_agent(hotline, agent_id, action)

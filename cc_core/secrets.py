@@ -30,8 +30,8 @@ class Secrets:
     ami_secret: str = field(default_factory=_token)
     ari_user: str = "hotline"
     ari_password: str = field(default_factory=_token)
-    # The agents' and admins' commands to the controller on loopback ("hotline agent …") carry it
-    # until the web workstation brings personal logins (issue 6).
+    # The commands to the controller from the server itself ("hotline agent …") carry it; people
+    # on the web pages log in with their own accounts instead.
     control_token: str = field(default_factory=_token)
     agent_passwords: dict[str, str] = field(default_factory=dict)
 

@@ -1,8 +1,8 @@
 """The controller's command endpoint on loopback: agents' log-in, pause, wrap-up, and control of
 the call they are on (issue 4 items 1 and 6; T3, T4).
 
-``hotline agent …`` talks to it; the web workstation (issue 6) will call the same
-:class:`~cc_core.acd.service.Acd` methods behind personal logins. Until then every request carries
+``hotline agent …`` talks to it; the web workstation (cc_core/web/workstation.py) calls the same
+:class:`~cc_core.acd.service.Acd` methods behind personal logins. Every request here carries
 the installation's control token (``var/secrets.json``, mode 0600) as a bearer token, compared in
 constant time; without it the answer is 401 and nothing is done (P2). Refusals come back as 409
 with one Chinese-and-English line; bad requests as 400.

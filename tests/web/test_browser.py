@@ -67,12 +67,36 @@ def browser(playwright: Playwright) -> Iterator[Browser]:
     chromium.close()
 
 
+OPEN_PAGES: list[Page] = []
+
+
+@pytest.fixture(autouse=True)
+def evidence(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[None]:
+    """On a failure, keep a screenshot and the text of every page the test opened (in the test's
+    temp folder, named in the output), so a failure that does not repeat can still be read."""
+    OPEN_PAGES.clear()
+    yield
+    report = getattr(request.node, "report_call", None)
+    if report is None or not report.failed:
+        return
+    for n, page in enumerate(OPEN_PAGES):
+        try:
+            if page.is_closed():
+                continue
+            shot_path = tmp_path / f"failure-{n}.png"
+            page.screenshot(path=str(shot_path))
+            print(f"\n--- page {n} ({page.url}), screenshot {shot_path}:\n{page.inner_text('body')[:3000]}")
+        except Exception as exc:  # evidence is best effort; the failure itself is reported already
+            print(f"\n--- page {n}: no evidence ({exc})")
+
+
 def open_page(browser: Browser, hotline: Hotline, username: str, role: str, agent_id: str | None = None) -> Page:
     """A fresh browser context, logged in through the login page."""
     password = ensure_user(hotline.settings.database_url, username, role, agent_id, name=username)
     context = browser.new_context(locale="zh-CN", viewport={"width": 1366, "height": 768})
     context.set_default_timeout(TIMEOUT_MS)
     page = context.new_page()
+    OPEN_PAGES.append(page)
     page.goto(f"http://127.0.0.1:{hotline.settings.controller.web_port}/#/login")
     page.get_by_test_id("login-username").fill(username)
     page.get_by_test_id("login-password").fill(password)
@@ -322,4 +346,34 @@ def test_admin_edits_the_calendar_and_resets_a_sip_password(controller: Hotline,
     finally:
         if calendar.read_text(encoding="utf-8") != original:
             calendar.write_text(original, encoding="utf-8")
+        page.context.close()
+
+
+def test_admin_adds_and_removes_an_agent_on_the_page(controller: Hotline, browser: Browser) -> None:
+    """A new agent from the form: written to the settings file, the SIP password shown once;
+    then removed again."""
+    page = open_page(browser, controller, "zhaoadmin", "admin")
+    config = controller.config
+    before = config.read_text(encoding="utf-8")
+    try:
+        page.get_by_test_id("nav-admin").click()
+        page.get_by_test_id("admin-config-tab").click()
+        page.get_by_test_id("agent-new").click()
+        page.get_by_test_id("agent-form-id").fill("1006")
+        page.get_by_test_id("agent-form-name").fill("李娜 <i>新</i>")
+        page.get_by_test_id("agent-form-team").fill("一组")
+        page.get_by_test_id("agent-form-save").click()
+        expect(page.get_by_test_id("sip-password")).to_be_visible()
+        password = page.get_by_test_id("sip-password").inner_text().strip()
+        assert len(password) >= 24
+        page.get_by_test_id("sip-password-close").click()
+        row = page.locator('[data-test="config-agent"][data-agent="1006"]')
+        expect(row).to_contain_text("李娜 <i>新</i>")  # typed markup stays text
+        assert row.locator("i").count() == 0
+        assert 'id = "1006"' in config.read_text(encoding="utf-8")
+        row.get_by_test_id("agent-delete").click()
+        page.get_by_test_id("agent-delete-confirm").click()
+        expect(row).to_have_count(0)
+        assert config.read_text(encoding="utf-8") == before
+    finally:
         page.context.close()

@@ -196,7 +196,45 @@ export interface AgentConfig {
   chat_capacity?: number | null
 }
 
-// POST /api/admin/agents/{id}/sip-password: shown once, never stored
+/** The editable fields of an agent: the body of PUT /api/admin/agents/{id} (any of them) and,
+ * with `id`, of POST /api/admin/agents (cc_core/acd/roster.py AGENT_FIELDS). */
+export interface AgentFields {
+  name?: string
+  skills?: Record<string, number>
+  team?: string
+  tags?: string[]
+  queues?: string[]
+  chat_capacity?: number
+}
+
+export type QueueStrategy = 'longest_idle' | 'least_occupied' | 'round_robin' | 'skills'
+
+// cc_core/web/admin.py list_queues (cc_core/settings.py QueueSettings, hotline.toml [[queues]])
+export interface QueueConfigRow {
+  name: string
+  title?: string | null
+  strategy?: QueueStrategy | string | null
+  ring_timeout?: number | null
+  wrapup?: number | null
+  max_missed_before_pause?: number | null
+  max_wait?: number | null
+  returning_window_hours?: number | null
+  returning_wait?: number | null
+  requested_wait?: number | null
+  announce_every?: number | null
+  priority_tags?: Record<string, number> | null
+}
+
+/** The body of PUT /api/admin/queues/{name}: the changed fields only. */
+export type QueueFields = Partial<Omit<QueueConfigRow, 'name'>>
+
+/** A queue as the agent form offers it (a checkbox per queue). */
+export interface QueueOption {
+  name: string
+  title: string
+}
+
+// POST /api/admin/agents/{id}/sip-password and POST /api/admin/agents (201): shown once, never stored
 export interface SipPasswordAnswer {
   agent: string
   username: string

@@ -76,9 +76,14 @@ async def live(request: web.Request) -> web.StreamResponse:
                     break
             current_key = key()
             if current_key != sent_key or now - sent_at >= HEARTBEAT_S:
-                payload = await asyncio.to_thread(_payload, views, role, agent_id)
-                await ws.send_str(dumps(payload))
-                sent_key, sent_at = current_key, now
+                try:
+                    payload = await asyncio.to_thread(_payload, views, role, agent_id)
+                except Exception:  # the database is down, a record half written: try again
+                    log.exception("live update not built", extra={"user": view.user.username})
+                    sent_key, sent_at = current_key, now  # again at the next change or heartbeat
+                else:
+                    await ws.send_str(dumps(payload))
+                    sent_key, sent_at = current_key, now
             try:
                 message = await ws.receive(timeout=TICK_S)
             except TimeoutError:

@@ -155,6 +155,10 @@ class Views:
         record = self.calls.get(uniqueid)
         waiter = self.acd.waiters.get(uniqueid)
         number = record.caller_number if record else (waiter.number if waiter else "")
+        callback = _callback_id(uniqueid)
+        if not number and callback is not None:  # a callback: the agent is rung first
+            found = self.callbacks.get(callback)
+            number = found.number if found is not None else ""
         return {
             "uniqueid": uniqueid,
             "number": number,
@@ -179,6 +183,7 @@ class Views:
                 for h in (self.calls.history(number, exclude=uniqueid) if number else [])
             ],
             "room": self.control.room_state(uniqueid),
+            "callback": callback,
         }
 
     # ---- the wallboard ------------------------------------------------------------------------
@@ -246,6 +251,14 @@ class Views:
             "today": self._day_figures(now),
             "server_time": now.isoformat(),
         }
+
+
+def _callback_id(leg_uid: str) -> int | None:
+    """The callback a callback's agent leg belongs to (``cb-<id>-<random>``, Acd._place)."""
+    parts = leg_uid.split("-")
+    if len(parts) == 3 and parts[0] == "cb" and parts[1].isdigit():
+        return int(parts[1])
+    return None
 
 
 VIEWS_KEY = web.AppKey("views", Views)

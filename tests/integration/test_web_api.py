@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
 import pytest
 
-from tests.harness.acd import place, record, wait_agent
+from tests.harness.acd import place, record, stores, wait_agent
 from tests.harness.ami import AmiPeer
-from tests.harness.calls import call_store, wait_node
+from tests.harness.calls import call_store, wait_node, wait_until
 from tests.harness.flows import calendar_text
 from tests.harness.hotline import Hotline
 from tests.harness.loop import LoopThread
@@ -294,3 +295,27 @@ def agent_cmd(hotline: Hotline, agent_id: str, action: str) -> None:
     from tests.harness.acd import agent as control_agent
 
     control_agent(hotline, agent_id, action)
+
+
+def test_an_agent_calls_a_citizen_back_from_the_list(acd: Hotline, world: World, cc_ami: AmiPeer) -> None:
+    """T10 from the workstation: 立即回拨 rings the agent first (the screen shows the citizen's
+    number and the callback), then the citizen; the callback closes as done."""
+    agent = client(acd, "web1001", "agent", "1001")
+    _, callbacks = stores(acd)
+    citizen = "13800009021"
+    # Not due for ten minutes: only the agent's request places it now.
+    callback = callbacks.request(citizen, "web-callback-1", "abandoned", datetime.now(UTC) + timedelta(minutes=10))
+    world.phone("1001").answers_after(1).hangs_up_after(3)
+    world.phone(citizen).answers_after(0.5)
+    assert agent.json("POST", "/api/agent/login", {})[0] == 200
+    poll(agent, "/api/agent", lambda a: any(c["id"] == callback for c in a["callbacks"]), what="the list")
+    status, answer = agent.json("POST", f"/api/agent/callbacks/{callback}/call", {})
+    assert status == 200, answer
+    screen = poll(agent, "/api/agent", lambda a: a["call"] is not None, what="the callback on screen")
+    assert screen["call"]["number"] == citizen and screen["call"]["callback"] == callback
+    done = wait_until(
+        lambda: (c := callbacks.get(callback)) is not None and c.status == "done" and c, 40, "the callback done"
+    )
+    assert done.agent_id == "1001"  # type: ignore[union-attr]
+    status, refused = agent.json("POST", f"/api/agent/callbacks/{callback}/call", {})
+    assert status == 409 and "not open" in refused["error"]

@@ -69,9 +69,15 @@ def wait_node(store: CallStore, uniqueid: str, node: str, timeout: float = 20.0)
     return result
 
 
-def hotline_channel(cc_ami: AmiPeer, since: int) -> Event:
-    """The first AGI command of the newest call on the hotline (its channel is in the IVR)."""
-    return cc_ami.wait_for(lambda e: e.get("Event") == "AGIExecStart", timeout=20, since=since, what="AGI start")
+def hotline_channel(cc_ami: AmiPeer, since: int, caller: str | None = None) -> Event:
+    """The first AGI command of the newest call on the hotline (its channel is in the IVR). Give
+    ``caller`` when another call may be in the IVR too: its commands would match first."""
+    return cc_ami.wait_for(
+        lambda e: e.get("Event") == "AGIExecStart" and (caller is None or e.get("CallerIDNum") == caller),
+        timeout=20,
+        since=since,
+        what=f"AGI start{f' of {caller}' if caller else ''}",
+    )
 
 
 def _agi_start(uid: str, prefix: str, suffix: str = "") -> Callable[[Event], bool]:

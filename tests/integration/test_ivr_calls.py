@@ -46,7 +46,7 @@ def no_agent_answers(world: World) -> None:
 def start_call(world: World, cc_ami: AmiPeer, caller: str) -> tuple[WorldCall, str, int]:
     since = cc_ami.mark()
     call = world.call_hotline(caller=caller)
-    uid = hotline_channel(cc_ami, since)["Uniqueid"]
+    uid = hotline_channel(cc_ami, since, caller)["Uniqueid"]
     return call, uid, since
 
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -42,6 +43,7 @@ from cc_core.switch.events import ChannelHungUp, ConferenceJoined, ConferenceLef
 log = logging.getLogger(__name__)
 
 TARGET_KINDS = ("agent", "queue", "number")
+TARGETED_ACTIONS = ("transfer", "consult")
 # A transferred caller goes ahead of callers who have not been served yet.
 TRANSFER_PRIORITY_BOOST = 1
 
@@ -415,6 +417,29 @@ class CallControl:
         await self._hangup(channel)
         await self._event(leg.call, "agent_hung_up", {"agent": agent_id, "from": "workstation"})
         return leg.call
+
+    async def perform(self, agent_id: str, action: str, to: str | None = None) -> str:
+        """One call-control request by name (the web workstation and ``hotline agent`` share it):
+        hold, unhold, transfer and consult (``to`` needed), consult-cancel, hand-over, conference,
+        drop-third, leave, hangup. Returns the call's id; AgentError when refused, KeyError for
+        an unknown action, ValueError when ``to`` is missing."""
+        if action in TARGETED_ACTIONS:
+            if not to or not to.strip():
+                raise ValueError("to")
+            return await (self.transfer if action == "transfer" else self.consult)(agent_id, to)
+        return await self._simple_actions()[action](agent_id)
+
+    def _simple_actions(self) -> dict[str, Callable[[str], Awaitable[str]]]:
+        return {
+            "hold": self.hold,
+            "unhold": self.take_back,
+            "consult-cancel": self.cancel_consult,
+            "hand-over": self.hand_over,
+            "conference": self.conference,
+            "drop-third": self.drop_third,
+            "leave": self.leave,
+            "hangup": self.hang_up,
+        }
 
     def room_state(self, call: str) -> dict[str, Any] | None:
         """Where a call's parties are, for the agent's screen (None: a plain call)."""

@@ -80,7 +80,8 @@ class CallView:
     survey_agent_id: str | None = None
 
     @classmethod
-    def from_row(cls, call: Call) -> CallView:
+    def from_row(cls, call: Call, *, events: bool = True) -> CallView:
+        """The view of a row; ``events=False`` leaves the timeline out (and never loads it)."""
         return cls(
             id=call.id,
             uniqueid=call.uniqueid,
@@ -96,7 +97,7 @@ class CallView:
             hangup_cause_text=call.hangup_cause_text,
             status=call.status,
             fallback=call.fallback,
-            events=[(e.at, e.kind, dict(e.detail)) for e in call.events],
+            events=[(e.at, e.kind, dict(e.detail)) for e in call.events] if events else [],
             flow=call.flow,
             flow_version=call.flow_version,
             survey_score=call.survey_score,
@@ -144,36 +145,6 @@ class DayFigures:
 
 def _mean(values: list[float] | list[int], digits: int = 1) -> float | None:
     return round(sum(values) / len(values), digits) if values else None
-
-
-def _bare(call: Call) -> CallView:
-    """A call without its timeline (lists never load the events)."""
-    return CallView(
-        id=call.id,
-        uniqueid=call.uniqueid,
-        linkedid=call.linkedid,
-        caller_number=call.caller_number,
-        dialed_number=call.dialed_number,
-        channel=call.channel,
-        arrived_at=call.arrived_at,
-        answered_at=call.answered_at,
-        ended_at=call.ended_at,
-        digits=call.digits,
-        hangup_cause=call.hangup_cause,
-        hangup_cause_text=call.hangup_cause_text,
-        status=call.status,
-        fallback=call.fallback,
-        flow=call.flow,
-        survey_score=call.survey_score,
-        ivr_exit=call.ivr_exit,
-        queue=call.queue,
-        queued_at=call.queued_at,
-        connected_at=call.connected_at,
-        agent_id=call.agent_id,
-        wrapup_ended_at=call.wrapup_ended_at,
-        summary=call.summary,
-        survey_agent_id=call.survey_agent_id,
-    )
 
 
 def _text(value: str, limit: int) -> str:
@@ -725,7 +696,7 @@ class CallStore:
             stmt = stmt.where(Call.uniqueid != exclude)
         with self._sessions() as session:
             rows = session.scalars(stmt.order_by(Call.arrived_at.desc(), Call.id.desc()).limit(limit))
-            return [_bare(row) for row in rows]
+            return [CallView.from_row(row, events=False) for row in rows]
 
     def day_figures(self, day: date, agent_id: str | None = None) -> DayFigures:
         """Averages of one Beijing day for the wallboard, or for one agent's own figures (T1, T7):

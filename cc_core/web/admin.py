@@ -12,7 +12,6 @@ progress keep the version they started with (the registry hands each call a snap
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import re
 import tempfile
@@ -31,7 +30,7 @@ from cc_core.ivr.graph import GraphError, render_graph
 from cc_core.ivr.loader import MAX_FILE_BYTES, load_flows
 from cc_core.ivr.registry import FlowRegistry, calendar_warnings
 from cc_core.settings import Settings
-from cc_core.web.security import AUTH_KEY, client_ip, current, json_error, requires
+from cc_core.web.security import audit, json_error, read_json, requires
 from cc_core.web.workstation import dumps
 
 FLOW_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
@@ -147,38 +146,6 @@ def _yaml_bytes(text: Any) -> bytes:
     return data
 
 
-async def _json(request: web.Request) -> dict[str, Any]:
-    raw = await request.content.read(MAX_FILE_BYTES * 2 + 1)
-    if len(raw) > MAX_FILE_BYTES * 2:
-        raise web.HTTPRequestEntityTooLarge(max_size=MAX_FILE_BYTES * 2, actual_size=len(raw))
-    try:
-        data = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
-        data = None
-    if not isinstance(data, dict):
-        raise web.HTTPBadRequest(
-            text=dumps({"error": "请求须为 JSON 对象 (a JSON object)"}), content_type="application/json"
-        )
-    return data
-
-
-async def _audit(request: web.Request, action: str, target: str, detail: dict[str, Any]) -> None:
-    auth = request.app[AUTH_KEY]
-    view = current(request)
-    assert view is not None
-    await asyncio.to_thread(
-        auth.audit.write,
-        auth.clock(),
-        view.user.username,
-        view.user.role,
-        action,
-        target,
-        client_ip(request),
-        allowed=True,
-        detail=detail,
-    )
-
-
 @requires("admin")
 async def list_flows(request: web.Request) -> web.Response:
     """The flow files and which version of each serves calls."""
@@ -218,7 +185,7 @@ async def get_flow(request: web.Request) -> web.Response:
 async def validate_flow(request: web.Request) -> web.Response:
     """Check a flow's YAML without writing it: problems with file and line."""
     admin = request.app[FLOWS_KEY]
-    data = await _json(request)
+    data = await read_json(request, MAX_FILE_BYTES * 2)
     name = data.get("name")
     if not isinstance(name, str) or not FLOW_NAME.match(name):
         return json_error(400, "流程名只能含小写字母、数字和下划线 (a-z, 0-9, _)")
@@ -243,7 +210,7 @@ async def _publish(request: web.Request, name: str, data: bytes, how: str) -> we
     await admin.reload()
     flow = admin.registry.snapshot().get(name)
     version = flow.version[:12] if flow is not None else None
-    await _audit(request, "publish_flow", name, {"how": how, "version": version, "bytes": len(data)})
+    await audit(request, "publish_flow", name, {"how": how, "version": version, "bytes": len(data)})
     return web.json_response({"ok": flow is not None, "name": name, "version": version}, dumps=dumps)
 
 
@@ -251,7 +218,7 @@ async def _publish(request: web.Request, name: str, data: bytes, how: str) -> we
 async def put_flow(request: web.Request) -> web.Response:
     """Publish a flow: validate, write atomically, reload (calls in progress are not disturbed)."""
     name = _name(request)
-    data = await _json(request)
+    data = await read_json(request, MAX_FILE_BYTES * 2)
     return await _publish(request, name, _yaml_bytes(data.get("yaml")), "edit")
 
 
@@ -378,7 +345,7 @@ def _calendar_bytes(text: Any) -> bytes:
 async def validate_calendar(request: web.Request) -> web.Response:
     """Check a calendar's YAML without writing it: problems with line, and missing years."""
     admin = request.app[FLOWS_KEY]
-    data = await _json(request)
+    data = await read_json(request, MAX_FILE_BYTES * 2)
     name = data.get("name")
     if not isinstance(name, str) or not FLOW_NAME.match(name):
         return json_error(400, "日历名只能含小写字母、数字和下划线 (a-z, 0-9, _)")
@@ -391,7 +358,7 @@ async def put_calendar(request: web.Request) -> web.Response:
     """Publish a calendar: validate, write atomically, reload (time switches use it at once)."""
     admin = request.app[FLOWS_KEY]
     name = _name(request)
-    data = _calendar_bytes((await _json(request)).get("yaml"))
+    data = _calendar_bytes((await read_json(request, MAX_FILE_BYTES * 2)).get("yaml"))
     problems, warnings = await asyncio.to_thread(admin.validate_calendar, name, data)
     if problems:
         return web.json_response(
@@ -401,7 +368,7 @@ async def put_calendar(request: web.Request) -> web.Response:
         )
     await asyncio.to_thread(admin.write_calendar, name, data)
     await admin.reload()
-    await _audit(request, "publish_calendar", name, {"bytes": len(data)})
+    await audit(request, "publish_calendar", name, {"bytes": len(data)})
     return web.json_response({"ok": name in admin.registry.calendars, "name": name, "warnings": warnings}, dumps=dumps)
 
 
@@ -416,7 +383,7 @@ async def new_sip_password(request: web.Request) -> web.Response:
         return json_error(404, f"没有这个坐席 (no agent {agent_id})")
     except (HotlineError, TimeoutError) as exc:
         return json_error(503, f"交换机未能更新 SIP 账号 (the switch did not take it: {exc})")
-    await _audit(request, "sip_password_reset", agent_id, {})
+    await audit(request, "sip_password_reset", agent_id, {})
     sw = admin.settings.switch
     return web.json_response(
         {"agent": agent_id, "username": agent_id, "password": password, "sip_port": sw.sip_port},
@@ -447,7 +414,7 @@ async def _roster_call(request: web.Request, action: str, target: str, work: Awa
             text=dumps({"error": f"已保存，但交换机未能更新 (saved, the switch did not take it: {exc})"}),
             content_type="application/json",
         ) from exc
-    await _audit(request, action, target, {})
+    await audit(request, action, target, {})
     return result
 
 
@@ -456,7 +423,7 @@ async def create_agent(request: web.Request) -> web.Response:
     """Add an agent (id, name, skills, team, tags, queues, chats); the SIP password is in this
     answer only."""
     admin = request.app[FLOWS_KEY]
-    data = await _json(request)
+    data = await read_json(request, MAX_FILE_BYTES * 2)
     agent_id = data.get("id")
     if not isinstance(agent_id, str) or not AGENT_ID.match(agent_id):
         return json_error(400, "工号须为 3–6 位数字 (the agent id is 3–6 digits)")
@@ -476,7 +443,7 @@ async def update_agent(request: web.Request) -> web.Response:
     while they are on a call)."""
     admin = request.app[FLOWS_KEY]
     agent_id = request.match_info["agent"]
-    fields = _fields(await _json(request), AGENT_FIELDS)
+    fields = _fields(await read_json(request, MAX_FILE_BYTES * 2), AGENT_FIELDS)
     await _roster_call(request, "agent_changed", agent_id, admin.save_agent(agent_id, fields, False))
     return web.json_response({"ok": True, "agent": agent_id}, dumps=dumps)
 
@@ -495,7 +462,7 @@ async def update_queue(request: web.Request) -> web.Response:
     """Change a queue's strategy, ring timeout, wrap-up, maximum wait and the like."""
     admin = request.app[FLOWS_KEY]
     name = _name(request)
-    fields = _fields(await _json(request), QUEUE_FIELDS)
+    fields = _fields(await read_json(request, MAX_FILE_BYTES * 2), QUEUE_FIELDS)
     await _roster_call(request, "queue_changed", name, admin.save_queue(name, fields))
     return web.json_response({"ok": True, "queue": name}, dumps=dumps)
 

@@ -129,29 +129,15 @@ async def call_action(request: web.Request) -> web.Response:
     action = request.match_info["action"]
     data = await _body(request)
     try:
-        match action:
-            case "hold":
-                call = await control.hold(agent_id)
-            case "unhold":
-                call = await control.take_back(agent_id)
-            case "transfer":
-                call = await control.transfer(agent_id, _text(data, "to") or "")
-            case "consult":
-                call = await control.consult(agent_id, _text(data, "to") or "")
-            case "consult-cancel":
-                call = await control.cancel_consult(agent_id)
-            case "hand-over":
-                call = await control.hand_over(agent_id)
-            case "conference":
-                call = await control.conference(agent_id)
-            case "drop-third":
-                call = await control.drop_third(agent_id)
-            case "leave":
-                call = await control.leave(agent_id)
-            case _:
-                raise web.HTTPNotFound(
-                    text=json.dumps({"error": f"unknown call action {action}"}), content_type="application/json"
-                )
+        call = await control.perform(agent_id, action, data.get("to") if isinstance(data.get("to"), str) else None)
+    except KeyError:
+        raise web.HTTPNotFound(
+            text=json.dumps({"error": f"unknown call action {action}"}), content_type="application/json"
+        ) from None
+    except ValueError:
+        raise web.HTTPBadRequest(
+            text=json.dumps({"error": "缺少 to (missing to)"}), content_type="application/json"
+        ) from None
     except AgentError as exc:
         return web.json_response({"error": str(exc)}, status=409)
     return web.json_response({"ok": True, "call": call})

@@ -35,7 +35,7 @@ from cc_core.archive.retention import clear_hold, set_hold
 from cc_core.archive.views import ArchivedRecording, archive_file, archived_recording
 from cc_core.calls.search import RecordingQuery, search_recordings
 from cc_core.db.models import Recording
-from cc_core.web.security import AUTH_KEY, client_ip, current, json_error, requires
+from cc_core.web.security import AUTH_KEY, audit, current, json_error, requires
 
 LISTEN_WINDOW_S = 600.0
 CONTENT_TYPES = {".opus": "audio/ogg", ".ogg": "audio/ogg", ".wav": "audio/wav"}
@@ -102,23 +102,6 @@ def _number(text: str | None, name: str, kind: type[int] | type[float]) -> Any:
         ) from exc
 
 
-async def _audit(request: web.Request, action: str, target: str, detail: dict[str, Any] | None = None) -> None:
-    auth = request.app[AUTH_KEY]
-    view = current(request)
-    assert view is not None
-    await asyncio.to_thread(
-        auth.audit.write,
-        auth.clock(),
-        view.user.username,
-        view.user.role,
-        action,
-        target,
-        client_ip(request),
-        allowed=True,
-        detail=detail or {},
-    )
-
-
 @requires("supervisor", "auditor", audit="search")
 async def search(request: web.Request) -> web.Response:
     q = request.query
@@ -137,7 +120,7 @@ async def search(request: web.Request) -> web.Response:
     )
     replay = request.app[REPLAY_KEY]
     hits = await asyncio.to_thread(search_recordings, replay.sessions, query)
-    await _audit(request, "search", "recordings", {k: v for k, v in q.items() if k != "limit"})
+    await audit(request, "search", "recordings", {k: v for k, v in q.items() if k != "limit"})
     return web.json_response({"recordings": [asdict(h) for h in hits]}, dumps=_dumps)
 
 
@@ -178,7 +161,7 @@ async def _original(replay: ReplayContext, recording_id: int) -> str | None:
 @requires("supervisor", "auditor", audit="view")
 async def details(request: web.Request) -> web.Response:
     recording = await _recording(request)
-    await _audit(request, "view", str(recording.id))
+    await audit(request, "view", str(recording.id))
     return web.json_response(asdict(recording), dumps=_dumps)
 
 
@@ -193,7 +176,7 @@ async def _serve(request: web.Request, *, download: bool) -> web.StreamResponse:
     assert view is not None
     if download or replay.first_listen(view.user.username, recording.id):
         try:
-            await _audit(
+            await audit(
                 request,
                 "download" if download else "listen",
                 str(recording.id),
@@ -242,7 +225,7 @@ async def _hold(request: web.Request, setting: bool) -> web.Response:
         held = await asyncio.to_thread(change, replay.sessions, recording.id, by=view.user.username, reason=reason)
     except (ArchiveError, ValueError) as exc:
         return json_error(409, str(exc))
-    await _audit(request, "hold_set" if setting else "hold_cleared", str(recording.id), {"reason": reason})
+    await audit(request, "hold_set" if setting else "hold_cleared", str(recording.id), {"reason": reason})
     return web.json_response(asdict(held), dumps=_dumps)
 
 

@@ -144,6 +144,44 @@ def requires(*roles: str, audit: str | None = None) -> Callable[[Handler], Handl
     return wrap
 
 
+async def audit(request: web.Request, action: str, target: str, detail: dict[str, Any] | None = None) -> None:
+    """Write an allowed action of the logged-in user to the audit log (P2)."""
+    auth = request.app[AUTH_KEY]
+    view = current(request)
+    assert view is not None
+    await asyncio.to_thread(
+        auth.audit.write,
+        auth.clock(),
+        view.user.username,
+        view.user.role,
+        action,
+        target,
+        client_ip(request),
+        allowed=True,
+        detail=detail or {},
+    )
+
+
+async def read_json(request: web.Request, limit: int) -> dict[str, Any]:
+    """The request's JSON object: {} for an empty body, 400 when it is not a JSON object, 413
+    past ``limit`` bytes (read no further than that)."""
+    raw = await request.content.read(limit + 1)
+    if len(raw) > limit:
+        raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=len(raw))
+    if not raw.strip():
+        return {}
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        data = None
+    if not isinstance(data, dict):
+        raise web.HTTPBadRequest(
+            text=json.dumps({"error": "请求须为 JSON 对象 (a JSON object)"}, ensure_ascii=False),
+            content_type="application/json",
+        )
+    return data
+
+
 async def _refusal(request: web.Request, action: str | None, actor: str, role: str) -> None:
     if action is None:
         return

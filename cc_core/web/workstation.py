@@ -24,14 +24,14 @@ from typing import Any
 
 from aiohttp import web
 
-from cc_core.acd.callcontrol import CallControl
+from cc_core.acd.callcontrol import TARGETED_ACTIONS, CallControl
 from cc_core.acd.model import Agent, AgentState
 from cc_core.acd.service import Acd, AgentError
 from cc_core.acd.store import AgentStore
 from cc_core.calls.callbacks import CallbackStore
 from cc_core.calls.store import CallStore, beijing_day, beijing_day_bounds
 from cc_core.logs import mask_personal_data
-from cc_core.web.security import current, json_error, requires
+from cc_core.web.security import current, json_error, read_json, requires
 
 MAX_BODY = 16 * 1024
 SUMMARY_MAX = 4000
@@ -266,20 +266,7 @@ VIEWS_KEY = web.AppKey("views", Views)
 
 async def body(request: web.Request) -> dict[str, Any]:
     """A request's JSON object (400 otherwise; 413 over :data:`MAX_BODY`)."""
-    raw = await request.content.read(MAX_BODY + 1)
-    if len(raw) > MAX_BODY:
-        raise web.HTTPRequestEntityTooLarge(max_size=MAX_BODY, actual_size=len(raw))
-    if not raw.strip():
-        return {}
-    try:
-        data = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
-        data = None
-    if not isinstance(data, dict):
-        raise web.HTTPBadRequest(
-            text=dumps({"error": "请求须为 JSON 对象 (a JSON object)"}), content_type="application/json"
-        )
-    return data
+    return await read_json(request, MAX_BODY)
 
 
 def _text(data: dict[str, Any], key: str, limit: int = 200) -> str:
@@ -369,20 +356,6 @@ async def _agent_do(request: web.Request, action: str) -> web.Response:
     return _ok()
 
 
-CALL_ACTIONS = (
-    "hold",
-    "unhold",
-    "transfer",
-    "consult",
-    "consult-cancel",
-    "hand-over",
-    "conference",
-    "drop-third",
-    "leave",
-    "hangup",
-)
-
-
 @requires("agent")
 async def call_action(request: web.Request) -> web.Response:
     """Act on the call the agent is on: hold, transfers, consultation, three-way, hang up (T3)."""
@@ -390,32 +363,11 @@ async def call_action(request: web.Request) -> web.Response:
     control = request.app[VIEWS_KEY].control
     action = request.match_info["action"]
     data = await body(request)
+    to = _text(data, "to", 40) if action in TARGETED_ACTIONS else None
     try:
-        match action:
-            case "hold":
-                call = await control.hold(agent_id)
-            case "unhold":
-                call = await control.take_back(agent_id)
-            case "transfer":
-                call = await control.transfer(agent_id, _text(data, "to", 40))
-            case "consult":
-                call = await control.consult(agent_id, _text(data, "to", 40))
-            case "consult-cancel":
-                call = await control.cancel_consult(agent_id)
-            case "hand-over":
-                call = await control.hand_over(agent_id)
-            case "conference":
-                call = await control.conference(agent_id)
-            case "drop-third":
-                call = await control.drop_third(agent_id)
-            case "leave":
-                call = await control.leave(agent_id)
-            case "hangup":
-                call = await control.hang_up(agent_id)
-            case _:
-                raise web.HTTPNotFound(
-                    text=dumps({"error": f"unknown call action {action}"}), content_type="application/json"
-                )
+        call = await control.perform(agent_id, action, to)
+    except KeyError:
+        return json_error(404, f"unknown call action {action}")
     except AgentError as exc:
         return json_error(409, str(exc))
     return _ok(call=call)

@@ -904,3 +904,35 @@ def test_concurrent_answers_keep_one_connected_at(store: CallStore) -> None:
     # The first answer written sets connected_at; the last one written is the agent.
     assert view.connected_at in {at for at, _ in answers}
     assert view.agent_id in {agent for _, agent in answers}
+
+
+def test_history_of_a_number_newest_first_without_the_current_call(store: CallStore) -> None:
+    start = datetime(2024, 5, 2, 1, 0, tzinfo=UTC)
+    for n in range(3):
+        _offered(store, f"h.{n}", start + timedelta(hours=n), answered=True, number="13900000001")
+    store.set_summary("h.0", "1001", "咨询养老金 <b>已答</b>", start + timedelta(minutes=5))
+    _offered(store, "other.1", start, answered=True, number="13900000002")
+    history = store.history("13900000001", exclude="h.2")
+    assert [h.uniqueid for h in history] == ["h.1", "h.0"]
+    assert history[1].summary == "咨询养老金 <b>已答</b>" and history[1].agent_id == "1001"
+    assert history[0].events == []  # lists never load the timeline
+    assert store.history("13900000001", limit=1)[0].uniqueid == "h.2"
+    assert store.history("anonymous") == [] and store.history("") == []
+
+
+def test_day_figures_for_the_wallboard_and_one_agent(store: CallStore) -> None:
+    start = datetime(2024, 5, 1, 16, 0, tzinfo=UTC)  # DAY's first moment in Beijing
+    # Queued at +20 s, answered at +40 s (a 20 s wait), ended at +3 min (140 s of talk).
+    _offered(store, "f.1", start, answered=True)
+    _offered(store, "f.2", start + timedelta(hours=1), answered=True)
+    _offered(store, "f.3", start + timedelta(hours=2), answered=False)
+    store.agent_answered("f.2", "1002", start + timedelta(hours=1, seconds=40))
+    store.set_survey("f.1", 1, start + timedelta(minutes=4), agent_id="1001")
+    store.set_survey("f.2", 4, start + timedelta(hours=1, minutes=4), agent_id="1002")
+    every = store.day_figures(DAY)
+    assert (every.answered, every.avg_wait_s, every.avg_talk_s) == (2, 20.0, 140.0)
+    assert (every.survey_count, every.survey_avg, every.satisfied_rate) == (2, 2.5, 0.5)
+    mine = store.day_figures(DAY, "1001")
+    assert (mine.answered, mine.survey_count, mine.survey_avg, mine.satisfied_rate) == (1, 1, 1.0, 1.0)
+    empty = store.day_figures(DAY + timedelta(days=3))
+    assert (empty.answered, empty.avg_wait_s, empty.survey_avg, empty.satisfied_rate) == (0, None, None, None)

@@ -70,7 +70,12 @@ def joined(cc_ami: AmiPeer, room: str, who: str, since: int) -> int:
 
 def room_members(cc_ami: AmiPeer, room: str) -> list[str]:
     """The channels in a call's room, as the switch lists them now."""
-    answer = cc_ami.action({"Action": "ConfbridgeList", "Conference": room}, as_list=True)
+    try:
+        answer = cc_ami.action({"Action": "ConfbridgeList", "Conference": room}, as_list=True, timeout=3)
+    except TimeoutError:
+        # While a party moves, the switch can answer with an error and no list: the list's end
+        # never comes. The caller (wait_members) asks again until its deadline.
+        return []
     messages = answer if isinstance(answer, list) else [answer]
     return sorted(m["Channel"] for m in messages if m.get("Event") == "ConfbridgeList")
 

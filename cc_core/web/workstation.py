@@ -214,9 +214,6 @@ class Views:
         self._figures = (time.monotonic(), result)
         return result
 
-    def forget_figures(self) -> None:
-        self._figures = None
-
     def wallboard(self) -> dict[str, Any]:
         """``GET /api/wallboard`` (runs in a worker thread: the day's figures read the database)."""
         now = self.clock()

@@ -50,6 +50,7 @@ from cc_core.calls.recordings import RecordingStore
 from cc_core.calls.store import CallStore
 from cc_core.calls.voicemail import VoicemailStore
 from cc_core.db.session import make_engine, make_sessionmaker
+from cc_core.db.writer import DbWriter
 from cc_core.errors import HotlineError
 from cc_core.ivr.agi_driver import AgiDriver, Recording
 from cc_core.ivr.entry import HotlineEntry
@@ -123,8 +124,11 @@ class Controller:
         self.engine = make_engine(settings.database_url)
         sessions = make_sessionmaker(self.engine)
         self.store = CallStore(sessions)
+        # The call path's writes: one thread, in order, many per transaction (decision 0014).
+        self.writer = DbWriter(sessions)
+        self.writer.rollback_hooks.append(self.store.forget_ids)
         self.voicemails = VoicemailStore(sessions)
-        self.lifecycle = CallLifecycle(self.store, self.view, self.bus)
+        self.lifecycle = CallLifecycle(self.store, self.view, self.bus, db=self.writer.run)
         flows_dir = settings.flows_path
         self.prompts = PromptLibrary(prompt_cache(self.instance), flows_dir / "prompts", settings.prompts.tts_voice)
         self.registry = FlowRegistry(flows_dir, self.prompts)
@@ -141,6 +145,7 @@ class Controller:
             to_inside=lambda path: "/" + path.relative_to(root).as_posix(),
             voicemail_dir=self.instance.spool / "voicemail",
             watchdog=settings.controller.agi_watchdog,
+            db=self.writer.run,
         )
         self.agent_store = AgentStore(sessions)
         self.recordings = RecordingStore(sessions)
@@ -171,6 +176,7 @@ class Controller:
             tags_of=lambda number: frozenset(tags.get(number, ())),
             callback_queue=settings.acd.callback_queue,
             callback_delay_s=settings.acd.callback_delay,
+            db=self.writer.run,
         )
         self.acd.on_wrapup_scheduled(self._wrapup_timer)
         self.call_control = CallControl(self.acd, self.bus)
@@ -229,6 +235,7 @@ class Controller:
                 "calendars": sorted(self.registry.calendars),
             },
             "events_published": self.bus.published,
+            "db_writer": self.writer.health(),
             "acd": self._acd_health(),
             "archive": self._archive_health,
         }
@@ -253,7 +260,7 @@ class Controller:
         uid = session.uniqueid
 
         async def record_step(visit: Visit) -> None:
-            await asyncio.to_thread(
+            await self.writer.run(
                 self.store.add_step, uid, datetime.now(UTC), visit.flow, visit.node, visit.kind, dict(visit.detail)
             )
 
@@ -304,6 +311,7 @@ class Controller:
         asyncio.get_running_loop().set_default_executor(
             ThreadPoolExecutor(max_workers=workers, thread_name_prefix="hotline-db")
         )
+        self.writer.start()
         # Flows (and their prompts) are ready before the first call can arrive.
         await asyncio.to_thread(self.registry.reload)
         await self.entry.start()
@@ -577,6 +585,7 @@ class Controller:
                 await runner.cleanup()
         controller_pid_file(self.settings).unlink(missing_ok=True)
         await self.bus.drain()
+        await asyncio.to_thread(self.writer.close)
         self.engine.dispose()
         self._stopped.set()
         log.info("controller stopped")

@@ -45,6 +45,7 @@ from cc_core.bus import EventBus
 from cc_core.calls.callbacks import CallbackStore
 from cc_core.calls.recordings import RecordingStore
 from cc_core.calls.store import CallStore
+from cc_core.db.writer import DbRun
 from cc_core.errors import HotlineError
 from cc_core.ivr.flow import Prompt
 from cc_core.ivr.runtime import (
@@ -156,8 +157,11 @@ class Acd:
         callback_delay_s: float = 120.0,
         prompts: AcdPrompts | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        db: DbRun = asyncio.to_thread,
     ) -> None:
         self.ami = ami
+        # Where the call-path writes run: the controller's DbWriter (batched, in order).
+        self.db = db
         self.view = view
         self.calls = calls
         self.agent_store = agent_store
@@ -185,6 +189,8 @@ class Acd:
         self.routed = 0
         self._last_call: dict[str, str] = {}  # agent → the call they last talked on (for the summary)
         self._recorded: set[str] = set()  # channels with a recording running (HotlineRecording)
+        # Each recorded channel's file, to close it at hang-up without listing every open recording.
+        self._recording_files: dict[str, str] = {}
         self._tasks: set[asyncio.Future[Any]] = set()
         self._wrapup_timer: Callable[[str, datetime], None] = lambda _agent, _when: None
         bus.subscribe(DialStarted, self.on_dial_started)
@@ -368,7 +374,7 @@ class Acd:
             raise AgentError(f"agent {agent_id} has no call to write a summary for")
         if not text.strip():
             raise AgentError("the summary is empty")
-        known = await asyncio.to_thread(self.calls.set_summary, uid, agent_id, text.strip(), self.clock())
+        known = await self.db(self.calls.set_summary, uid, agent_id, text.strip(), self.clock())
         if not known:
             raise AgentError(f"unknown call {uid}")
         return uid
@@ -431,11 +437,11 @@ class Acd:
         last = self._last_call.get(changed.id)
         if before.state is AgentState.WRAP_UP and changed.state is not AgentState.WRAP_UP and last is not None:
             try:
-                await asyncio.to_thread(self.calls.set_wrapup, last, changed.id, changed.state_since, None)
+                await self.db(self.calls.set_wrapup, last, changed.id, changed.state_since, None)
             except Exception:
                 log.exception("wrap-up end not stored", extra={"agent": changed.id})
         try:
-            await asyncio.to_thread(
+            await self.db(
                 self.agent_store.record,
                 changed.id,
                 changed.state_since if changed.state is not before.state else self.clock(),
@@ -652,7 +658,7 @@ class Acd:
         waiter = Waiter(session.uniqueid, session.channel, number, contact, since)
         self.waiters[waiter.uniqueid] = waiter
         self.waiting = self.waiting.added(contact)
-        await asyncio.to_thread(self.calls.queue_entered, waiter.uniqueid, queue, skill, priority, now)
+        await self.db(self.calls.queue_entered, waiter.uniqueid, queue, skill, priority, now)
         log.info("caller queued", extra={"uniqueid": waiter.uniqueid, "queue": queue, "returning_to": preferred})
         self.dispatch()
         return waiter
@@ -719,7 +725,7 @@ class Acd:
         waited = (now - waiter.queued_at).total_seconds()
         if waiter.offered_at is None and waited >= float(settings.get("max_wait", 600)):
             waiter.offered_at = now
-            await asyncio.to_thread(self.calls.add_event, waiter.uniqueid, "callback_offer", {}, now)
+            await self.db(self.calls.add_event, waiter.uniqueid, "callback_offer", {}, now)
             answer = await self._run(session, [AskKey(Prompt(text=self.text.offer), 5.0, "12")])
             if answer in ("1", "2"):
                 await self._leave(session, waiter, "callback" if answer == "1" else "message")
@@ -738,7 +744,7 @@ class Acd:
             minutes = max(1, round(self.expected_wait_s(waiter) / 60))
             text = self.text.position.format(position=ahead, minutes=minutes)
         steps.append(Say(Prompt(text=text + self.text.keys)))
-        await asyncio.to_thread(self.calls.add_event, waiter.uniqueid, "wait_announce", {"ahead": ahead}, now)
+        await self.db(self.calls.add_event, waiter.uniqueid, "wait_announce", {"ahead": ahead}, now)
         await self._run(session, steps)
 
     def _free_agent_for(self, contact: Contact) -> bool:
@@ -762,7 +768,7 @@ class Acd:
         self.waiting = self.waiting.removed({waiter.uniqueid})
         self.waiters.pop(waiter.uniqueid, None)
         now = self.clock()
-        await asyncio.to_thread(self.calls.add_event, waiter.uniqueid, "left_queue", {"how": how}, now)
+        await self.db(self.calls.add_event, waiter.uniqueid, "left_queue", {"how": how}, now)
         if how == "callback" and waiter.number:
             await asyncio.to_thread(self.callbacks.request, waiter.number, waiter.uniqueid, "requested", now)
             await self._say_and_hang_up(session, self.text.callback_confirm)
@@ -806,7 +812,7 @@ class Acd:
         except AgiHangup:
             pass
         if score and score[0]:
-            await asyncio.to_thread(self.calls.set_survey, uid, int(score[0]), self.clock(), agent or None)
+            await self.db(self.calls.set_survey, uid, int(score[0]), self.clock(), agent or None)
 
     # ---- switch events ----------------------------------------------------------------------------
 
@@ -819,7 +825,7 @@ class Acd:
             leg.uniqueid = event.dest_uniqueid
         waiter.state = "dialing"
         waiter.ring_over.clear()
-        await asyncio.to_thread(self.calls.add_event, waiter.uniqueid, "ring", {"agent": waiter.agent}, self.clock())
+        await self.db(self.calls.add_event, waiter.uniqueid, "ring", {"agent": waiter.agent}, self.clock())
 
     def _agent_on(self, channel: str) -> str | None:
         """The logged-in agent whose phone a channel (``PJSIP/1001-0000002a``) belongs to."""
@@ -842,8 +848,8 @@ class Acd:
     async def _adopted(self, call: str, agent_id: str, now: datetime) -> None:
         # The answer may not have reached the database before a restart (a kept one stays).
         try:
-            await asyncio.to_thread(self.calls.agent_answered, call, agent_id, now)
-            await asyncio.to_thread(self.calls.add_event, call, "adopted", {"agent": agent_id}, now)
+            await self.db(self.calls.agent_answered, call, agent_id, now)
+            await self.db(self.calls.add_event, call, "adopted", {"agent": agent_id}, now)
         except Exception:
             log.exception("adopted call not stored", extra={"uniqueid": call})
 
@@ -881,9 +887,9 @@ class Acd:
                     self._set(agent_id, lambda a: sm.not_answered(a, now, queue), "no answer", uid)
                 waiter.contact = replace(waiter.contact, declined=waiter.contact.declined | {agent_id})
                 waiter.state = "returning"  # the dialplan brings the caller back to the loop's FastAGI
-        await asyncio.to_thread(self.calls.add_event, uid, "ring_result", {"agent": agent_id, "status": status}, now)
+        await self.db(self.calls.add_event, uid, "ring_result", {"agent": agent_id, "status": status}, now)
         if status == "ANSWER":
-            await asyncio.to_thread(self.calls.agent_answered, uid, agent_id, now)
+            await self.db(self.calls.agent_answered, uid, agent_id, now)
 
     async def on_hangup(self, event: ChannelHungUp) -> None:
         uid = event.uniqueid
@@ -914,7 +920,7 @@ class Acd:
             self._set(agent_id, lambda a: sm.ring_cancelled(a, self.clock()), "caller hung up", waiter.uniqueid)
         if waiter.state != "connected" and not waiter.served_by:
             now = self.clock()
-            await asyncio.to_thread(self.calls.add_event, waiter.uniqueid, "abandoned", {}, now)
+            await self.db(self.calls.add_event, waiter.uniqueid, "abandoned", {}, now)
             if waiter.number:
                 try:
                     await asyncio.to_thread(self.callbacks.request, waiter.number, waiter.uniqueid, "abandoned", now)
@@ -928,17 +934,21 @@ class Acd:
         started = self.connected_at.pop(agent_id, None)
         if started is not None:
             self.handle_times.setdefault(leg.queue, deque(maxlen=20)).append((now - started).total_seconds())
-        await asyncio.to_thread(self.calls.add_event, leg.call, "agent_left", {"agent": agent_id}, now)
+        await self.db(self.calls.add_event, leg.call, "agent_left", {"agent": agent_id}, now)
         self._set(agent_id, lambda a: sm.call_ended(a, now, queue), "call ended", leg.call)
         self._spawn(self._finish_recordings(leg.uniqueid))
 
     async def _finish_recordings(self, leg: str) -> None:
         """Close the recording of a leg once MixMonitor has written its last bytes."""
-        for view in await asyncio.to_thread(self.recordings.open_recordings):
-            if not view.file.endswith(f"/{leg}.wav"):
-                continue
+        file = self._recording_files.pop(leg, None)
+        if file is not None:
+            files = [file]
+        else:  # started before a restart of the controller: look it up
+            views = await asyncio.to_thread(self.recordings.open_recordings)
+            files = [v.file for v in views if v.file.endswith(f"/{leg}.wav")]
+        for file in files:
             await asyncio.sleep(1.0)  # MixMonitor closes the file from its own thread after the hang-up
-            await asyncio.to_thread(self.recordings.finished, view.file, self.clock(), self.host_path(view.file))
+            await asyncio.to_thread(self.recordings.finished, file, self.clock(), self.host_path(file))
 
     async def _finish_orphan_recordings(self) -> None:
         """After a resync: recordings still open whose channel is gone (it hung up while the
@@ -959,7 +969,9 @@ class Acd:
             self._recorded.add(event.uniqueid)
             fields = event.fields
             call = fields.get("Call", "") or event.uniqueid
-            await asyncio.to_thread(
+            if fields.get("File"):
+                self._recording_files[event.uniqueid] = fields["File"]
+            await self.db(
                 self.recordings.started,
                 call,
                 fields.get("Agent") or None,

@@ -17,14 +17,20 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from cc_core.calls.store import _agent, _aware, _key, _text
-from cc_core.db.models import Call, Recording
+from cc_core.calls.store import _CALL_ID, _agent, _aware, _key, _text
+from cc_core.db.models import Recording, table_of
+from cc_core.db.writer import in_batch, transaction
 
 log = logging.getLogger(__name__)
+
+# Core statements for the call path (see cc_core.calls.store).
+_RECORDINGS = table_of(Recording)
+_RECORDING_ID = select(_RECORDINGS.c.id).where(_RECORDINGS.c.file == bindparam("file"))
+_INSERT_RECORDING = insert(_RECORDINGS).returning(_RECORDINGS.c.id)
 
 _FILE_LEN = 255
 # A canonical WAV header (RIFF, fmt, data chunk heads) is 44 bytes: at most that is no audio.
@@ -144,6 +150,10 @@ class RecordingStore:
     def _find(self, session: Session, file: str) -> Recording | None:
         return session.scalar(select(Recording).where(Recording.file == file))
 
+    # Separate so tests can widen the gap between "not there" and the insert.
+    def _find_id(self, session: Session, file: str) -> int | None:
+        return session.scalar(_RECORDING_ID, {"file": file})
+
     def started(self, uniqueid: str, agent_id: str | None, leg: str, file_inside: str, at: datetime) -> int:
         """MixMonitor started writing ``file_inside`` (the path inside the switch chroot) at ``at``; returns the id.
 
@@ -161,30 +171,31 @@ class RecordingStore:
         if not file:
             raise ValueError("file_inside must name the recording, got an empty string")
         try:
-            with self._sessions() as session, session.begin():
-                existing = self._find(session, file)
+            with transaction(self._sessions) as session:
+                existing = self._find_id(session, file)
                 if existing is not None:
-                    return existing.id
-                row = Recording(
-                    call_id=session.scalar(select(Call.id).where(Call.uniqueid == uniqueid)),
-                    uniqueid=uniqueid,
-                    agent_id=agent,
-                    leg=leg,
-                    file=file,
-                    started_at=at,
-                    status="recording",
-                )
-                session.add(row)
-                session.flush()
-                return row.id
+                    return existing
+                row = {
+                    "call_id": session.scalar(_CALL_ID, {"uniqueid": uniqueid}),
+                    "uniqueid": uniqueid,
+                    "agent_id": agent,
+                    "leg": leg,
+                    "file": file,
+                    "started_at": at,
+                    "status": "recording",
+                }
+                recording_id: int = session.execute(_INSERT_RECORDING, row).scalar_one()
+                return recording_id
         except IntegrityError:
+            if in_batch():
+                raise
             # Lost the race to another writer between our SELECT and INSERT: its row is
             # committed now. If there is still no row, the error was something else.
             with self._sessions() as session:
-                found = self._find(session, file)
+                found = self._find_id(session, file)
             if found is None:
                 raise
-            return found.id
+            return found
 
     def finished(self, file_inside: str, at: datetime, host_path: Path) -> RecordingView | None:
         """MixMonitor stopped writing ``file_inside`` at ``at``; ``host_path`` is that file seen from the host.
@@ -205,7 +216,7 @@ class RecordingStore:
             if row.status != "recording":
                 return RecordingView.from_row(row)
         seen = _inspect(host_path)
-        with self._sessions() as session, session.begin():
+        with transaction(self._sessions) as session:
             won = session.scalar(
                 update(Recording)
                 .where(Recording.file == file, Recording.status == "recording")

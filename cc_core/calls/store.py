@@ -14,14 +14,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from functools import cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, SQLColumnExpression, bindparam, case, func, insert, literal, or_, select, update
+from sqlalchemy import ColumnElement, Update, bindparam, case, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
-from cc_core.db.models import Call, Callback, CallEvent, UTCDateTime
+from cc_core.db.models import Call, Callback, CallEvent, UTCDateTime, table_of
+from cc_core.db.writer import in_batch, transaction
 
 # Column widths (see cc_core.db.models): PostgreSQL refuses longer text, so values from the
 # switch are clipped rather than letting one odd caller ID fail the call's record.
@@ -210,8 +212,65 @@ def _rate(part: int, whole: int) -> float:
 
 # Built once: SQLAlchemy computes a statement's cache key on every execution of a new statement
 # object, which costs more than the INSERT itself; the values come as parameters.
-_INSERT_EVENT = insert(CallEvent)
-_CALL_ID = select(Call.id).where(Call.uniqueid == bindparam("uniqueid"))
+# Table-level (Core) statements: an ORM-enabled one goes through the ORM's bulk persistence on
+# every execution, several times the cost of the statement itself (docs/PERFORMANCE.md).
+_CALLS = table_of(Call)
+_C = _CALLS.c
+_INSERT_EVENT = insert(table_of(CallEvent))
+_INSERT_CALL = insert(_CALLS).returning(_C.id)
+_CALL_ID = select(_C.id).where(_C.uniqueid == bindparam("uniqueid"))
+_BY_UID = _C.uniqueid == bindparam("p_uid")
+_AT = bindparam("p_at", type_=UTCDateTime())
+
+
+def _unless_ended(status: str) -> ColumnElement[str]:
+    # A late event (written after the hangup's) must not bring an ended call back to life.
+    return case((_C.ended_at.is_(None), status), else_=_C.status)
+
+
+@cache
+def _set_once(guard: str, columns: tuple[str, ...]) -> Update:
+    """UPDATE the call's ``columns`` while ``guard`` is unset (NULL; false for the flag "fallback")."""
+    unset = _C.fallback.is_(False) if guard == "fallback" else _C[guard].is_(None)
+    values = {name: bindparam("p_" + name, type_=_C[name].type) for name in columns}
+    return update(_CALLS).where(_BY_UID, unset).values(values).returning(_C.id)
+
+
+_ADD_DIGITS = (
+    update(_CALLS)
+    .where(_BY_UID)
+    .values(digits=func.substr(_C.digits + bindparam("p_digits"), 1, _DIGITS_LEN))
+    .returning(_C.id)
+)
+# queued_at and connected_at keep the first moment: waiting time and the day's figures count from it.
+_QUEUE_ENTERED = (
+    update(_CALLS)
+    .where(_BY_UID)
+    .values(
+        queue=bindparam("p_queue"),
+        skill=bindparam("p_skill"),
+        priority=bindparam("p_priority"),
+        queued_at=func.coalesce(_C.queued_at, _AT),
+        status=_unless_ended("queued"),
+    )
+    .returning(_C.id)
+)
+_AGENT_ANSWERED = (
+    update(_CALLS)
+    .where(_BY_UID)
+    .values(
+        connected_at=func.coalesce(_C.connected_at, _AT),
+        agent_id=bindparam("p_agent"),
+        status=_unless_ended("connected"),
+    )
+    .returning(_C.id)
+)
+_EDIT_SUMMARY = (
+    update(_CALLS)
+    .where(_BY_UID, or_(_C.summary.is_(None), _C.summary != bindparam("p_summary")))
+    .values(summary=bindparam("p_summary"))
+    .returning(_C.id)
+)
 # How many calls' ids are kept in memory for appending events without a lookup.
 _ID_CACHE_SIZE = 20_000
 
@@ -222,6 +281,10 @@ class CallStore:
     def __init__(self, sessions: sessionmaker[Session]) -> None:
         self._sessions = sessions
         self._ids: dict[str, int] = {}
+
+    def forget_ids(self) -> None:
+        """Forget the remembered row ids (a writer's batch that may have read them was rolled back)."""
+        self._ids.clear()
 
     def _known_id(self, session: Session, uniqueid: str) -> int | None:
         """The call's row id, remembered once found (appending to a call needs no lookup)."""
@@ -239,20 +302,20 @@ class CallStore:
         row was deleted meanwhile fails the foreign key: forgotten, and looked up again."""
         for _attempt in range(2):
             try:
-                with self._sessions() as session, session.begin():
+                with transaction(self._sessions) as session:
                     call_id = self._known_id(session, uniqueid)
                     if call_id is None:
                         return False
                     self._add_event(session, call_id, at, kind, detail)
                     return True
             except IntegrityError:
-                if self._ids.pop(uniqueid, None) is None:
+                if in_batch() or self._ids.pop(uniqueid, None) is None:
                     raise
         return False
 
     # Separate so tests can widen the gap between "not there" and the insert.
     def _find_id(self, session: Session, uniqueid: str) -> int | None:
-        return session.scalar(select(Call.id).where(Call.uniqueid == uniqueid))
+        return session.scalar(_CALL_ID, {"uniqueid": uniqueid})
 
     def _add_event(self, session: Session, call_id: int, at: datetime, kind: str, detail: Mapping[str, Any]) -> None:
         # A Core INSERT, not session.add(): the ORM's unit of work costs several times more CPU
@@ -262,24 +325,19 @@ class CallStore:
     def _write_once(
         self,
         uniqueid: str,
-        unset: ColumnElement[bool],
+        guard: str,
         values: Mapping[str, Any],
         at: datetime,
         kind: str,
         detail: Mapping[str, Any],
     ) -> bool:
-        """Set ``values`` on the call only while ``unset`` holds, and log the event once.
+        """Set ``values`` on the call only while its column ``guard`` is unset, and log the event once.
 
         One conditional UPDATE, so of two racing writers exactly one wins; a repeat changes
         nothing. Returns whether the call is known (True also for a repeat)."""
-        with self._sessions() as session, session.begin():
-            call_id = session.scalar(
-                update(Call)
-                .where(Call.uniqueid == uniqueid, unset)
-                .values(**values)
-                .returning(Call.id)
-                .execution_options(synchronize_session=False)
-            )
+        params = {"p_uid": uniqueid, **{"p_" + name: value for name, value in values.items()}}
+        with transaction(self._sessions) as session:
+            call_id = session.scalar(_set_once(guard, tuple(values)), params)
             if call_id is None:
                 return self._find_id(session, uniqueid) is not None
             self._add_event(session, call_id, at, kind, detail)
@@ -306,30 +364,31 @@ class CallStore:
         linkedid = _key(linkedid, "linkedid")
         _aware(at)
         try:
-            with self._sessions() as session, session.begin():
+            with transaction(self._sessions) as session:
                 existing = self._find_id(session, uniqueid)
                 if existing is not None:
                     return existing
-                call = Call(
-                    uniqueid=uniqueid,
-                    linkedid=linkedid,
-                    caller_number=_text(caller_number, _NUMBER_LEN),
-                    dialed_number=_text(dialed_number, _NUMBER_LEN),
-                    channel=_text(channel, _CHANNEL_LEN),
-                    arrived_at=at,
-                )
-                session.add(call)
-                session.flush()
+                row = {
+                    "uniqueid": uniqueid,
+                    "linkedid": linkedid,
+                    "caller_number": _text(caller_number, _NUMBER_LEN),
+                    "dialed_number": _text(dialed_number, _NUMBER_LEN),
+                    "channel": _text(channel, _CHANNEL_LEN),
+                    "arrived_at": at,
+                }
+                call_id: int = session.execute(_INSERT_CALL, row).scalar_one()
                 detail: dict[str, Any] = {
-                    "caller_number": call.caller_number,
-                    "dialed_number": call.dialed_number,
-                    "channel": call.channel,
+                    "caller_number": row["caller_number"],
+                    "dialed_number": row["dialed_number"],
+                    "channel": row["channel"],
                 }
                 if caller_name:
                     detail["caller_name"] = caller_name.replace("\x00", "")
-                self._add_event(session, call.id, at, "arrived", detail)
-                return call.id
+                self._add_event(session, call_id, at, "arrived", detail)
+                return call_id
         except IntegrityError:
+            if in_batch():
+                raise
             # Lost the race to another writer between our SELECT and INSERT: its row is
             # committed now. If there is still no row, the error was something else.
             with self._sessions() as session:
@@ -342,15 +401,9 @@ class CallStore:
         """Append DTMF digits the caller entered. Returns False if the call is unknown."""
         _aware(at)
         digits = _text(digits, _DIGITS_LEN)
-        with self._sessions() as session, session.begin():
+        with transaction(self._sessions) as session:
             # Appended in SQL so two writers cannot lose each other's digits.
-            call_id = session.scalar(
-                update(Call)
-                .where(Call.uniqueid == uniqueid)
-                .values(digits=func.substr(Call.digits + digits, 1, _DIGITS_LEN))
-                .returning(Call.id)
-                .execution_options(synchronize_session=False)
-            )
+            call_id = session.scalar(_ADD_DIGITS, {"p_uid": uniqueid, "p_digits": digits})
             if call_id is None:
                 return False
             self._add_event(session, call_id, at, "digits", {"digits": digits})
@@ -362,7 +415,7 @@ class CallStore:
         Idempotent: the flag and its event are written once.
         """
         _aware(at)
-        return self._write_once(uniqueid, Call.fallback.is_(False), {"fallback": True}, at, "fallback", {})
+        return self._write_once(uniqueid, "fallback", {"fallback": True}, at, "fallback", {})
 
     def call_ended(self, uniqueid: str, cause: int | None, cause_text: str | None, at: datetime) -> bool:
         """Record the hangup. Returns False if the call is unknown (e.g. the controller started
@@ -375,7 +428,7 @@ class CallStore:
         text = None if cause_text is None else _text(cause_text, _CAUSE_TEXT_LEN)
         return self._write_once(
             uniqueid,
-            Call.ended_at.is_(None),
+            "ended_at",
             {"ended_at": at, "hangup_cause": cause, "hangup_cause_text": text, "status": "ended"},
             at,
             "hangup",
@@ -394,7 +447,7 @@ class CallStore:
         version = _text(version, _FLOW_LEN)
         return self._write_once(
             uniqueid,
-            Call.flow.is_(None),
+            "flow",
             {"flow": flow, "flow_version": version},
             at,
             "flow",
@@ -437,7 +490,7 @@ class CallStore:
             detail["agent"] = _agent(agent_id)
         return self._write_once(
             uniqueid,
-            Call.survey_score.is_(None),
+            "survey_score",
             {"survey_score": score, "survey_agent_id": agent_id},
             at,
             "survey",
@@ -457,7 +510,7 @@ class CallStore:
         detail = _text(detail, _EXIT_DETAIL_LEN)
         return self._write_once(
             uniqueid,
-            Call.ivr_exit.is_(None),
+            "ivr_exit",
             {"ivr_exit": exit, "ivr_exit_detail": detail},
             at,
             "ivr_exit",
@@ -467,31 +520,15 @@ class CallStore:
     # --- ACD: queue, agent, wrap-up (issue 4) ----------------------------------------------------
 
     def _update(
-        self, uniqueid: str, values: Mapping[str, Any], at: datetime, kind: str, detail: Mapping[str, Any]
+        self, statement: Update, params: dict[str, Any], at: datetime, kind: str, detail: Mapping[str, Any]
     ) -> bool:
-        """Set ``values`` on the call and log the event, in one transaction. False if the call is unknown."""
-        with self._sessions() as session, session.begin():
-            call_id = session.scalar(
-                update(Call)
-                .where(Call.uniqueid == uniqueid)
-                .values(**values)
-                .returning(Call.id)
-                .execution_options(synchronize_session=False)
-            )
+        """Run the call's UPDATE and log the event, in one transaction. False if the call is unknown."""
+        with transaction(self._sessions) as session:
+            call_id = session.scalar(statement, params)
             if call_id is None:
                 return False
             self._add_event(session, call_id, at, kind, detail)
             return True
-
-    @staticmethod
-    def _unless_ended(status: str) -> ColumnElement[str]:
-        # A late event (written after the hangup's) must not bring an ended call back to life.
-        return case((Call.ended_at.is_(None), status), else_=Call.status)
-
-    @staticmethod
-    def _first(column: SQLColumnExpression[datetime | None], at: datetime) -> ColumnElement[datetime | None]:
-        # The moment typed as UTCDateTime, so SQLite stores it as UTC like every other write.
-        return func.coalesce(column, literal(at, UTCDateTime()))
 
     def add_event(self, uniqueid: str, kind: str, detail: Mapping[str, Any], at: datetime) -> bool:
         """Append one step to the call's timeline: ring, ring_result, transfer, hold, callback_offer ….
@@ -525,14 +562,8 @@ class CallStore:
             raise ValueError("queue must be named, got an empty string")
         skill = None if skill is None else (_text(skill, _QUEUE_LEN) or None)
         return self._update(
-            uniqueid,
-            {
-                "queue": queue,
-                "skill": skill,
-                "priority": priority,
-                "queued_at": self._first(Call.queued_at, at),
-                "status": self._unless_ended("queued"),
-            },
+            _QUEUE_ENTERED,
+            {"p_uid": uniqueid, "p_queue": queue, "p_skill": skill, "p_priority": priority, "p_at": at},
             at,
             "queued",
             {"queue": queue, "skill": skill, "priority": priority},
@@ -549,12 +580,8 @@ class CallStore:
         agent = _agent(agent_id)
         _aware(at)
         return self._update(
-            uniqueid,
-            {
-                "connected_at": self._first(Call.connected_at, at),
-                "agent_id": agent,
-                "status": self._unless_ended("connected"),
-            },
+            _AGENT_ANSWERED,
+            {"p_uid": uniqueid, "p_agent": agent, "p_at": at},
             at,
             "agent_answered",
             {"agent": agent},
@@ -575,15 +602,10 @@ class CallStore:
         values: dict[str, Any] = {"wrapup_ended_at": ended_at}
         if text is not None:
             values["summary"] = text
-        with self._sessions() as session, session.begin():
+        params = {"p_uid": uniqueid, **{"p_" + name: value for name, value in values.items()}}
+        with transaction(self._sessions) as session:
             # Conditional UPDATEs: of two racing writers one ends the wrap-up, the other edits.
-            call_id = session.scalar(
-                update(Call)
-                .where(Call.uniqueid == uniqueid, Call.wrapup_ended_at.is_(None))
-                .values(**values)
-                .returning(Call.id)
-                .execution_options(synchronize_session=False)
-            )
+            call_id = session.scalar(_set_once("wrapup_ended_at", tuple(values)), params)
             if call_id is not None:
                 self._add_event(session, call_id, ended_at, "wrapup_ended", {"agent": agent})
                 return True
@@ -602,20 +624,14 @@ class CallStore:
         agent = _agent(agent_id)
         _aware(at)
         text = _text(summary, SUMMARY_LEN)
-        with self._sessions() as session, session.begin():
+        with transaction(self._sessions) as session:
             if self._edit_summary(session, uniqueid, agent, text, at):
                 return True
             return self._find_id(session, uniqueid) is not None
 
     def _edit_summary(self, session: Session, uniqueid: str, agent: str, text: str, at: datetime) -> bool:
         """Replace the summary if it differs, with a "summary" event; whether it was replaced."""
-        call_id = session.scalar(
-            update(Call)
-            .where(Call.uniqueid == uniqueid, or_(Call.summary.is_(None), Call.summary != text))
-            .values(summary=text)
-            .returning(Call.id)
-            .execution_options(synchronize_session=False)
-        )
+        call_id = session.scalar(_EDIT_SUMMARY, {"p_uid": uniqueid, "p_summary": text})
         if call_id is None:
             return False
         self._add_event(session, call_id, at, "summary", {"agent": agent})

@@ -16,6 +16,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Table,
     Text,
     UniqueConstraint,
     false,
@@ -37,6 +38,13 @@ NAMING_CONVENTION = {
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def table_of(model: type[Base]) -> Table:
+    """The model's table, for Core statements on the hot write paths (they skip the ORM's per-row work)."""
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table
 
 
 class UTCDateTime(TypeDecorator[datetime]):

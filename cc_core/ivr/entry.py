@@ -18,6 +18,7 @@ import aiohttp
 from cc_core.calls.lifecycle import CallLifecycle
 from cc_core.calls.store import CallStore
 from cc_core.calls.voicemail import VoicemailStore
+from cc_core.db.writer import DbRun
 from cc_core.ivr.agi_driver import AgiDriver, Recording
 from cc_core.ivr.prompts import PromptLibrary
 from cc_core.ivr.registry import FlowRegistry
@@ -45,8 +46,10 @@ class HotlineEntry:
         voicemail_dir: Path,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         watchdog: float = 15.0,
+        db: DbRun = asyncio.to_thread,
     ) -> None:
         self.store = store
+        self.db = db  # where the call record's writes run (see CallLifecycle)
         self.voicemails = voicemails
         self.lifecycle = lifecycle
         self.registry = registry
@@ -86,25 +89,25 @@ class HotlineEntry:
         log.info("hotline call", extra={"uniqueid": uid, "caller": session.caller_number, "flow": flow_name})
         if flow_name not in flows:
             log.error("no loadable IVR flow; caller goes to the safety net", extra={"flow": flow_name})
-            await asyncio.to_thread(self.store.set_ivr_exit, uid, "fallback", flow_name, datetime.now(UTC))
+            await self.db(self.store.set_ivr_exit, uid, "fallback", flow_name, datetime.now(UTC))
             await session.set_variable("HOTLINE_NEXT", "fallback")
             return
         flow = flows[flow_name]
-        await asyncio.to_thread(self.store.set_flow, uid, flow.name, flow.version, datetime.now(UTC))
+        await self.db(self.store.set_flow, uid, flow.name, flow.version, datetime.now(UTC))
         context = CallContext(caller_number=session.caller_number, dialed_number=session.dialed_number)
         steps = run(flows, flow_name, context, self.registry.calendars, self.clock, self.fallback_queue)
         last_visit: list[Visit] = []
 
         async def record_step(visit: Visit) -> None:
             last_visit[:] = [visit]
-            await asyncio.to_thread(
+            await self.db(
                 self.store.add_step, uid, datetime.now(UTC), visit.flow, visit.node, visit.kind, dict(visit.detail)
             )
             if visit.kind == "survey_answer" and visit.detail.get("score"):
-                await asyncio.to_thread(self.store.set_survey, uid, int(visit.detail["score"]), datetime.now(UTC))
+                await self.db(self.store.set_survey, uid, int(visit.detail["score"]), datetime.now(UTC))
 
         async def record_key(key: str) -> None:
-            await asyncio.to_thread(self.store.add_digits, uid, key, datetime.now(UTC))
+            await self.db(self.store.add_digits, uid, key, datetime.now(UTC))
 
         async def save_message(recording: Recording) -> int | None:
             where = last_visit[0] if last_visit else Visit(flow.name, "", "voicemail")
@@ -134,10 +137,10 @@ class HotlineEntry:
         try:
             final = await driver.drive(steps)
         except AgiHangup:
-            await asyncio.to_thread(self.store.set_ivr_exit, uid, "abandoned", _node(last_visit), datetime.now(UTC))
+            await self.db(self.store.set_ivr_exit, uid, "abandoned", _node(last_visit), datetime.now(UTC))
             raise
         exit_kind, detail = _exit(final)
-        await asyncio.to_thread(self.store.set_ivr_exit, uid, exit_kind, detail, datetime.now(UTC))
+        await self.db(self.store.set_ivr_exit, uid, exit_kind, detail, datetime.now(UTC))
 
 
 def _node(visits: list[Visit]) -> str:

@@ -262,8 +262,8 @@ class _RacingRecordings(RecordingStore):
         self._lock = threading.Lock()
         self._local = threading.local()
 
-    def _find(self, session: Session, file: str) -> Recording | None:
-        found = super()._find(session, file)
+    def _find_id(self, session: Session, file: str) -> int | None:
+        found = super()._find_id(session, file)
         with self._lock:
             self.lookups += 1
         if not getattr(self._local, "waited", False):

@@ -586,6 +586,7 @@ class Controller:
         controller_pid_file(self.settings).unlink(missing_ok=True)
         await self.bus.drain()
         await asyncio.to_thread(self.writer.close)
+        log.info("database writer stopped", extra=self.writer.health())
         self.engine.dispose()
         self._stopped.set()
         log.info("controller stopped")

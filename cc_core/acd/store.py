@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from cc_core.acd.model import AgentState
 from cc_core.calls.store import _aware, _text
 from cc_core.db.models import AgentStateChange, CurrentAgentState, UTCDateTime, table_of
-from cc_core.db.writer import in_batch, transaction
+from cc_core.db.writer import Prepared, in_batch, transaction
 
 # Column widths (see cc_core.db.models). The agent id is a key: refused when too long, never
 # clipped (two agents must not become one); the rest is clipped to fit.
@@ -122,13 +122,15 @@ def _window(since: datetime, until: datetime) -> None:
 # persistence on every execution, several times the cost of the INSERT itself.
 _CHANGES = table_of(AgentStateChange)
 _CURRENT = table_of(CurrentAgentState)
-_FIND_CHANGE = select(_CHANGES.c.id).where(
-    _CHANGES.c.agent_id == bindparam("agent_id"),
-    _CHANGES.c.at == bindparam("at", type_=UTCDateTime()),
-    _CHANGES.c.to_state == bindparam("to_state"),
+_FIND_CHANGE = Prepared(
+    select(_CHANGES.c.id).where(
+        _CHANGES.c.agent_id == bindparam("agent_id"),
+        _CHANGES.c.at == bindparam("at", type_=UTCDateTime()),
+        _CHANGES.c.to_state == bindparam("to_state"),
+    )
 )
-_INSERT_CHANGE = insert(_CHANGES)
-_UPSERTS: dict[tuple[str, bool], Any] = {}
+_INSERT_CHANGE = Prepared(insert(_CHANGES))
+_UPSERTS: dict[tuple[str, bool], Prepared] = {}
 
 
 def _upsert_statement(dialect: str, keep_extension: bool) -> Any:
@@ -163,7 +165,8 @@ class AgentStore:
 
     # Separate so tests can widen the gap between "not there" and the insert.
     def _find_change(self, session: Session, agent_id: str, at: datetime, to_state: str) -> int | None:
-        return session.scalar(_FIND_CHANGE, {"agent_id": agent_id, "at": at, "to_state": to_state})
+        found: int | None = _FIND_CHANGE.scalar(session, {"agent_id": agent_id, "at": at, "to_state": to_state})
+        return found
 
     def record(
         self,
@@ -223,7 +226,7 @@ class AgentStore:
                 if self._find_change(session, agent_id, at, to_state) is not None:
                     return
                 # Core INSERT: the ORM's unit of work costs several times more CPU per change.
-                session.execute(_INSERT_CHANGE, change)
+                _INSERT_CHANGE.run(session, change)
                 self._upsert(session, current, keep_extension=to_state != AgentState.OFFLINE)
         except IntegrityError:
             if in_batch():
@@ -242,8 +245,8 @@ class AgentStore:
         dialect = session.get_bind().dialect.name
         statement = _UPSERTS.get((dialect, keep_extension))
         if statement is None:
-            statement = _UPSERTS[(dialect, keep_extension)] = _upsert_statement(dialect, keep_extension)
-        session.execute(statement, values)
+            statement = _UPSERTS[(dialect, keep_extension)] = Prepared(_upsert_statement(dialect, keep_extension))
+        statement.run(session, values)
 
     def current(self) -> dict[str, AgentRow]:
         """Every agent's current state by agent id (in id order), offline agents included."""

@@ -18,12 +18,12 @@ from functools import cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, Update, bindparam, case, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, bindparam, case, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from cc_core.db.models import Call, Callback, CallEvent, UTCDateTime, table_of
-from cc_core.db.writer import in_batch, transaction
+from cc_core.db.writer import Prepared, in_batch, insert_later, transaction
 
 # Column widths (see cc_core.db.models): PostgreSQL refuses longer text, so values from the
 # switch are clipped rather than letting one odd caller ID fail the call's record.
@@ -216,9 +216,10 @@ def _rate(part: int, whole: int) -> float:
 # every execution, several times the cost of the statement itself (docs/PERFORMANCE.md).
 _CALLS = table_of(Call)
 _C = _CALLS.c
-_INSERT_EVENT = insert(table_of(CallEvent))
+_INSERT_EVENT = Prepared(insert(table_of(CallEvent)))
 _INSERT_CALL = insert(_CALLS).returning(_C.id)
 _CALL_ID = select(_C.id).where(_C.uniqueid == bindparam("uniqueid"))
+_FIND_CALL = Prepared(_CALL_ID)
 _BY_UID = _C.uniqueid == bindparam("p_uid")
 _AT = bindparam("p_at", type_=UTCDateTime())
 
@@ -229,21 +230,21 @@ def _unless_ended(status: str) -> ColumnElement[str]:
 
 
 @cache
-def _set_once(guard: str, columns: tuple[str, ...]) -> Update:
+def _set_once(guard: str, columns: tuple[str, ...]) -> Prepared:
     """UPDATE the call's ``columns`` while ``guard`` is unset (NULL; false for the flag "fallback")."""
     unset = _C.fallback.is_(False) if guard == "fallback" else _C[guard].is_(None)
     values = {name: bindparam("p_" + name, type_=_C[name].type) for name in columns}
-    return update(_CALLS).where(_BY_UID, unset).values(values).returning(_C.id)
+    return Prepared(update(_CALLS).where(_BY_UID, unset).values(values).returning(_C.id))
 
 
-_ADD_DIGITS = (
+_ADD_DIGITS = Prepared(
     update(_CALLS)
     .where(_BY_UID)
     .values(digits=func.substr(_C.digits + bindparam("p_digits"), 1, _DIGITS_LEN))
     .returning(_C.id)
 )
 # queued_at and connected_at keep the first moment: waiting time and the day's figures count from it.
-_QUEUE_ENTERED = (
+_QUEUE_ENTERED = Prepared(
     update(_CALLS)
     .where(_BY_UID)
     .values(
@@ -255,7 +256,7 @@ _QUEUE_ENTERED = (
     )
     .returning(_C.id)
 )
-_AGENT_ANSWERED = (
+_AGENT_ANSWERED = Prepared(
     update(_CALLS)
     .where(_BY_UID)
     .values(
@@ -265,7 +266,7 @@ _AGENT_ANSWERED = (
     )
     .returning(_C.id)
 )
-_EDIT_SUMMARY = (
+_EDIT_SUMMARY = Prepared(
     update(_CALLS)
     .where(_BY_UID, or_(_C.summary.is_(None), _C.summary != bindparam("p_summary")))
     .values(summary=bindparam("p_summary"))
@@ -290,7 +291,7 @@ class CallStore:
         """The call's row id, remembered once found (appending to a call needs no lookup)."""
         call_id = self._ids.get(uniqueid)
         if call_id is None:
-            call_id = session.scalar(_CALL_ID, {"uniqueid": uniqueid})
+            call_id = _FIND_CALL.scalar(session, {"uniqueid": uniqueid})
             if call_id is not None:
                 if len(self._ids) >= _ID_CACHE_SIZE:
                     self._ids.clear()
@@ -315,12 +316,14 @@ class CallStore:
 
     # Separate so tests can widen the gap between "not there" and the insert.
     def _find_id(self, session: Session, uniqueid: str) -> int | None:
-        return session.scalar(_CALL_ID, {"uniqueid": uniqueid})
+        found: int | None = _FIND_CALL.scalar(session, {"uniqueid": uniqueid})
+        return found
 
     def _add_event(self, session: Session, call_id: int, at: datetime, kind: str, detail: Mapping[str, Any]) -> None:
         # A Core INSERT, not session.add(): the ORM's unit of work costs several times more CPU
         # per event, and events are the most frequent write of a busy day (docs/PERFORMANCE.md).
-        session.execute(_INSERT_EVENT, {"call_id": call_id, "at": at, "kind": kind, "detail": dict(detail)})
+        # Held to the end of the writer's batch and sent with the batch's other events at once.
+        insert_later(session, _INSERT_EVENT, {"call_id": call_id, "at": at, "kind": kind, "detail": dict(detail)})
 
     def _write_once(
         self,
@@ -337,7 +340,7 @@ class CallStore:
         nothing. Returns whether the call is known (True also for a repeat)."""
         params = {"p_uid": uniqueid, **{"p_" + name: value for name, value in values.items()}}
         with transaction(self._sessions) as session:
-            call_id = session.scalar(_set_once(guard, tuple(values)), params)
+            call_id = _set_once(guard, tuple(values)).scalar(session, params)
             if call_id is None:
                 return self._find_id(session, uniqueid) is not None
             self._add_event(session, call_id, at, kind, detail)
@@ -403,7 +406,7 @@ class CallStore:
         digits = _text(digits, _DIGITS_LEN)
         with transaction(self._sessions) as session:
             # Appended in SQL so two writers cannot lose each other's digits.
-            call_id = session.scalar(_ADD_DIGITS, {"p_uid": uniqueid, "p_digits": digits})
+            call_id = _ADD_DIGITS.scalar(session, {"p_uid": uniqueid, "p_digits": digits})
             if call_id is None:
                 return False
             self._add_event(session, call_id, at, "digits", {"digits": digits})
@@ -520,11 +523,11 @@ class CallStore:
     # --- ACD: queue, agent, wrap-up (issue 4) ----------------------------------------------------
 
     def _update(
-        self, statement: Update, params: dict[str, Any], at: datetime, kind: str, detail: Mapping[str, Any]
+        self, statement: Prepared, params: dict[str, Any], at: datetime, kind: str, detail: Mapping[str, Any]
     ) -> bool:
         """Run the call's UPDATE and log the event, in one transaction. False if the call is unknown."""
         with transaction(self._sessions) as session:
-            call_id = session.scalar(statement, params)
+            call_id = statement.scalar(session, params)
             if call_id is None:
                 return False
             self._add_event(session, call_id, at, kind, detail)
@@ -605,7 +608,7 @@ class CallStore:
         params = {"p_uid": uniqueid, **{"p_" + name: value for name, value in values.items()}}
         with transaction(self._sessions) as session:
             # Conditional UPDATEs: of two racing writers one ends the wrap-up, the other edits.
-            call_id = session.scalar(_set_once("wrapup_ended_at", tuple(values)), params)
+            call_id = _set_once("wrapup_ended_at", tuple(values)).scalar(session, params)
             if call_id is not None:
                 self._add_event(session, call_id, ended_at, "wrapup_ended", {"agent": agent})
                 return True
@@ -631,7 +634,7 @@ class CallStore:
 
     def _edit_summary(self, session: Session, uniqueid: str, agent: str, text: str, at: datetime) -> bool:
         """Replace the summary if it differs, with a "summary" event; whether it was replaced."""
-        call_id = session.scalar(_EDIT_SUMMARY, {"p_uid": uniqueid, "p_summary": text})
+        call_id = _EDIT_SUMMARY.scalar(session, {"p_uid": uniqueid, "p_summary": text})
         if call_id is None:
             return False
         self._add_event(session, call_id, at, "summary", {"agent": agent})

@@ -23,11 +23,15 @@ import asyncio
 import logging
 import queue
 import threading
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
+from sqlalchemy import ClauseElement
+from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 log = logging.getLogger(__name__)
@@ -54,12 +58,92 @@ _local = threading.local()
 def transaction(sessions: sessionmaker[Session]) -> Iterator[Session]:
     """A session inside a transaction: the writer's batch when this thread runs one made from
     ``sessions``, else a new session whose transaction commits on a clean exit."""
-    current: tuple[sessionmaker[Session], Session] | None = getattr(_local, "batch", None)
-    if current is not None and current[0] is sessions:
-        yield current[1]
+    batch: _Batch | None = getattr(_local, "batch", None)
+    if batch is not None and batch.sessions is sessions:
+        yield batch.session
         return
     with sessions() as session, session.begin():
         yield session
+
+
+# A compiled statement: SQLAlchemy's Compiled, its SQL text, the order of its positional
+# parameters (None for a named paramstyle) and its type processors.
+_Compiled = tuple[Any, str, tuple[str, ...] | None, dict[str, Any]]
+
+
+class Prepared:
+    """A Core statement compiled once per database dialect and run straight on the DBAPI cursor.
+
+    For the call path's most frequent statements, each of which must name every column it sets
+    (no Python-side column defaults are applied). SQLAlchemy's execution machinery costs several
+    times what SQLite spends on such a statement (docs/PERFORMANCE.md); this keeps its compiler,
+    its type processing (UTC datetimes, JSON) and its error classes, and skips the rest. The
+    statement runs inside the session's transaction, on its connection.
+    """
+
+    def __init__(self, statement: ClauseElement) -> None:
+        self.statement = statement
+        self._compiled: dict[str, _Compiled] = {}
+
+    def _for(self, dialect: Dialect, keys: tuple[str, ...]) -> _Compiled:
+        key = dialect.name + ":" + ",".join(keys)
+        found = self._compiled.get(key)
+        if found is None:
+            compiled: Any = self.statement.compile(dialect=dialect, column_keys=list(keys))
+            positions = tuple(compiled.positiontup) if compiled.positiontup is not None else None
+            found = self._compiled[key] = (compiled, compiled.string, positions, dict(compiled._bind_processors))
+        return found
+
+    @staticmethod
+    def _params(
+        compiled: Any, positions: tuple[str, ...] | None, processors: dict[str, Any], params: dict[str, Any]
+    ) -> Any:
+        values = compiled.construct_params(params, _check=False)
+        for name, process in processors.items():
+            if name in values:
+                values[name] = process(values[name])
+        return tuple(values[name] for name in positions) if positions is not None else values
+
+    def run(self, session: Session, params: dict[str, Any]) -> Any:
+        """Execute with ``params``; returns the DBAPI cursor (``fetchone()`` for RETURNING)."""
+        connection = session.connection()
+        dialect = connection.dialect
+        compiled, sql, positions, processors = self._for(dialect, tuple(params))
+        args = self._params(compiled, positions, processors, params)
+        cursor = connection.connection.cursor()
+        try:
+            cursor.execute(sql, args)
+        except dialect.loaded_dbapi.Error as exc:
+            raise DBAPIError.instance(sql, args, exc, dialect.loaded_dbapi.Error, dialect=dialect) from exc
+        return cursor
+
+    def scalar(self, session: Session, params: dict[str, Any]) -> Any:
+        """The first column of the first row (RETURNING or SELECT), or None."""
+        row = self.run(session, params).fetchone()
+        return None if row is None else row[0]
+
+    def run_many(self, session: Session, rows: list[dict[str, Any]]) -> None:
+        """Execute once per row (same keys in every row), as one executemany."""
+        connection = session.connection()
+        dialect = connection.dialect
+        compiled, sql, positions, processors = self._for(dialect, tuple(rows[0]))
+        args = [self._params(compiled, positions, processors, row) for row in rows]
+        cursor = connection.connection.cursor()
+        try:
+            cursor.executemany(sql, args)
+        except dialect.loaded_dbapi.Error as exc:
+            raise DBAPIError.instance(sql, args, exc, dialect.loaded_dbapi.Error, dialect=dialect) from exc
+
+
+def insert_later(session: Session, statement: Prepared, params: dict[str, Any]) -> None:
+    """Run an INSERT nobody reads back (a timeline event): inside a writer's batch it is held and
+    sent with the batch's other rows of the same statement as one executemany just before the
+    commit, in the order asked; elsewhere it runs at once."""
+    batch: _Batch | None = getattr(_local, "batch", None)
+    if batch is not None and batch.session is session:
+        batch.later.setdefault(statement, []).append(params)
+    else:
+        statement.run(session, params)
 
 
 def in_batch() -> bool:
@@ -70,6 +154,13 @@ def in_batch() -> bool:
     re-raises, and the writer runs it again alone, where the recovery works.
     """
     return getattr(_local, "batch", None) is not None
+
+
+@dataclass(slots=True)
+class _Batch:
+    sessions: sessionmaker[Session]
+    session: Session
+    later: dict[Prepared, list[dict[str, Any]]] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -100,6 +191,9 @@ class DbWriter:
         self.batches = 0
         self.replayed_batches = 0
         self.largest_batch = 0
+        self.cpu_s = 0.0  # the thread's CPU time in batches
+        self._connection: Connection | None = None
+        self._session: Session | None = None
 
     def start(self) -> None:
         """Start the thread (once)."""
@@ -137,12 +231,19 @@ class DbWriter:
             "batches": self.batches,
             "replayed_batches": self.replayed_batches,
             "largest_batch": self.largest_batch,
+            "cpu_s": round(self.cpu_s, 3),
             "queued": self._queue.qsize(),
         }
 
     # --- the thread ----------------------------------------------------------------------------
 
     def _loop(self) -> None:
+        try:
+            self._serve()
+        finally:
+            self._drop()
+
+    def _serve(self) -> None:
         stop = False
         while not stop:
             job = self._queue.get()
@@ -158,23 +259,53 @@ class DbWriter:
                     stop = True
                     break
                 jobs.append(more)
+            started = time.thread_time()
             try:
                 self._run_batch(jobs)
             except BaseException as exc:  # a bug here must not leave callers waiting
                 log.exception("the database writer failed a batch")
                 _deliver([(job.future, None, exc) for job in jobs])
+            self.cpu_s += time.thread_time() - started
+
+    def _open(self) -> tuple[Connection, Session]:
+        """The writer's own connection and session, kept from batch to batch: opening a session
+        and taking a pooled connection for every transaction cost more than a small batch's
+        statements (docs/PERFORMANCE.md). Dropped after any failure and opened again."""
+        if self._connection is None or self._session is None:
+            engine = self._sessions.kw["bind"]
+            self._connection = engine.connect()
+            self._session = Session(
+                bind=self._connection, join_transaction_mode="rollback_only", expire_on_commit=False
+            )
+        return self._connection, self._session
+
+    def _drop(self) -> None:
+        session, connection = self._session, self._connection
+        self._session = self._connection = None
+        for closing in (session, connection):
+            if closing is not None:
+                try:
+                    closing.close()
+                except Exception:  # a broken connection: nothing more to do with it
+                    log.debug("closing the writer's connection failed", exc_info=True)
 
     def _run_batch(self, jobs: list[_Job]) -> None:
         results: list[_Outcome] = []
         try:
-            with self._sessions() as session, session.begin():
-                _local.batch = (self._sessions, session)
+            connection, session = self._open()
+            with connection.begin():
+                batch = _local.batch = _Batch(self._sessions, session)
                 try:
                     for job in jobs:
                         results.append((job.future, job.fn(*job.args, **job.kwargs), None))
                 finally:
                     _local.batch = None
+                for statement, rows in batch.later.items():
+                    statement.run_many(session, rows)
+                session.commit()  # flushes and ends the session's part; the connection commits on exit
+            session.expunge_all()
         except Exception as exc:  # replayed one by one: each caller gets its own outcome
+            self._drop()
             results = self._replay(jobs, exc)
         self.writes += len(jobs)
         self.batches += 1

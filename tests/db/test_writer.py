@@ -234,6 +234,26 @@ def test_a_cancelled_caller_does_not_stop_the_write(store: CallStore, writer: Db
     assert _kinds(store, "u.5") == ["arrived", "ivr", "ivr"]
 
 
+def test_a_broken_connection_loses_no_write(store: CallStore, writer: DbWriter) -> None:
+    """The writer keeps one connection between batches. When the database drops it (a restart of
+    PostgreSQL, a killed connection), the batch on it fails, its writes run again alone on fresh
+    connections, and the next batch opens a new one."""
+
+    async def main() -> None:
+        await writer.run(store.call_arrived, "u.6", "u.6", "13800000006", "12345", "PJSIP/c", T0)
+        assert writer._connection is not None
+        raw = writer._connection.connection.dbapi_connection
+        assert raw is not None
+        raw.close()  # pulled from under the writer
+        assert await writer.run(store.add_step, "u.6", T0 + _s(1), "main", "welcome", "play") is True
+        assert writer.replayed_batches == 1
+        assert await writer.run(store.call_ended, "u.6", 16, "Normal Clearing", T0 + _s(2)) is True
+        assert writer.replayed_batches == 1  # the new connection works
+
+    asyncio.run(main())
+    assert _kinds(store, "u.6") == ["arrived", "ivr", "hangup"]
+
+
 def test_max_batch_must_be_positive(sessions: sessionmaker[Session]) -> None:
     with pytest.raises(ValueError, match="max_batch"):
         DbWriter(sessions, max_batch=0)

@@ -120,6 +120,7 @@ class Controller:
             backoff_initial=ctl.ami_backoff_initial,
             backoff_max=ctl.ami_backoff_max,
             ping_interval=ctl.ami_ping_interval,
+            filter_events=True,
         )
         self.engine = make_engine(settings.database_url)
         sessions = make_sessionmaker(self.engine)

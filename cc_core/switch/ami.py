@@ -168,8 +168,14 @@ class AmiLink:
         backoff_max: float = 10.0,
         ping_interval: float = 5.0,
         action_timeout: float = 10.0,
+        filter_events: bool = False,
     ) -> None:
         self.host, self.port = host, port
+        # Ask the switch to send only the events the controller translates (an AMI Filter on the
+        # session): the rest (VarSet, Newexten, AGIExec…, RTCP: three quarters of the traffic)
+        # is then neither formatted by the switch nor read here. Off where every event is wanted
+        # (the test harness and benchmarks add raw listeners).
+        self.filter_events = filter_events
         self._username, self._secret = username, secret
         self.bus = bus
         self.view = view if view is not None else SwitchView()
@@ -298,6 +304,8 @@ class AmiLink:
                 "the secret must match the switch's manager.conf: restart the switch with 'hotline switch restart'"
             )
         await self._resync(manager)
+        if self.filter_events and not self._raw_listeners:
+            await self._filter(manager)
         self.connects += 1
         self.state = "connected"
         self.last_error = ""
@@ -305,6 +313,17 @@ class AmiLink:
         self._up.set()
         log.info("AMI connected", extra={"ami": f"{self.host}:{self.port}", "connects": self.connects})
         self.bus.publish(AmiConnected(reconnect=self.connects > 1))
+
+    async def _filter(self, manager: _Manager) -> None:
+        """Keep only the translated events on this session (action answers always come)."""
+        names = "|".join(sorted(WANTED_EVENTS))
+        try:
+            answer = await self._send(manager, {"Action": "Filter", "Operation": "Add", "Filter": f"Event: ({names})"})
+        except TimeoutError:
+            answer = None
+        if not getattr(answer, "success", False):
+            # Not fatal: every event still comes, and the unwanted ones are skipped on arrival.
+            log.warning("the switch refused the AMI event filter; reading every event", extra={"answer": str(answer)})
 
     async def _watch(self) -> None:
         """Ping the switch until the link is lost; a ping without answer counts as a loss."""

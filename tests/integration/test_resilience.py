@@ -18,6 +18,7 @@ from cc_core.bus import EventBus
 from cc_core.calls.lifecycle import UNSEEN_END
 from cc_core.cli import fetch_health
 from cc_core.switch.ami import AmiLink
+from cc_core.switch.events import UserEvent
 from tests.harness.ami import AmiPeer, match
 from tests.harness.calls import answer_menu, call_store, hotline_channel, wait_node, wait_record, wait_until
 from tests.harness.hotline import Hotline
@@ -150,3 +151,48 @@ def test_ami_login_refused_is_reported_clearly(hotline: Hotline, loop: LoopThrea
     assert link.state in ("login-refused", "stopped")
     assert "AMI login refused" in link.last_error
     assert "\n" not in link.last_error
+
+
+def test_controller_link_asks_the_switch_for_its_events_only(hotline: Hotline, loop: LoopThread) -> None:
+    """filter_events=True (the controller's link): the switch stops sending the events the
+    controller would only skip (VarSet, Newexten, AGIExec…), and still sends the wanted ones."""
+
+    async def attempt() -> tuple[int, int, list[str]]:
+        import asyncio
+
+        bus = EventBus()
+        marks: list[str] = []
+        seen = asyncio.Event()
+
+        async def on_user(event: UserEvent) -> None:
+            marks.append(event.name)
+            if event.name == "HotlineFilterProbe":
+                seen.set()
+
+        bus.subscribe(UserEvent, on_user)
+        link = AmiLink(
+            "127.0.0.1",
+            hotline.settings.switch.ami_port,
+            hotline.secrets.ami_user,
+            hotline.secrets.ami_secret,
+            bus,
+            filter_events=True,
+        )
+        task = asyncio.ensure_future(link.run())
+        try:
+            assert await link.wait_connected(20)
+            assert link._protocol is not None
+            skipped_before = link._protocol.skipped
+            # A global variable set raises a VarSet event, which the filter keeps at the switch.
+            for n in range(20):
+                await link.action({"Action": "Setvar", "Variable": "HOTLINE_FILTER_PROBE", "Value": str(n)})
+            await link.action({"Action": "UserEvent", "UserEvent": "HotlineFilterProbe", "Probe": "1"})
+            await asyncio.wait_for(seen.wait(), 10)  # events arrive in order: the VarSets came first
+            return skipped_before, link._protocol.skipped, marks
+        finally:
+            await link.stop()
+            task.cancel()
+
+    before, after, marks = loop.run(attempt(), timeout=40)
+    assert "HotlineFilterProbe" in marks
+    assert after == before  # no VarSet reached the controller to be skipped

@@ -656,11 +656,21 @@ class Acd:
             preferred_agent=preferred if preferred in self.agents else None,
         )
         waiter = Waiter(session.uniqueid, session.channel, number, contact, since)
+        # The caller is inside this FastAGI pass until it returns: an agent found meanwhile (by
+        # the dispatch below, or by another event while the record is written) is handed over by
+        # the pass itself (HOTLINE_NEXT=connect), never by an AMI Redirect. A Redirect landing in
+        # a running pass raced with the dialplan after it and sometimes hung the caller up (seen
+        # about once in 500 calls under load, docs/PERFORMANCE.md).
+        waiter.in_agi = True
         self.waiters[waiter.uniqueid] = waiter
         self.waiting = self.waiting.added(contact)
-        await self.db(self.calls.queue_entered, waiter.uniqueid, queue, skill, priority, now)
-        log.info("caller queued", extra={"uniqueid": waiter.uniqueid, "queue": queue, "returning_to": preferred})
-        self.dispatch()
+        try:
+            await self.db(self.calls.queue_entered, waiter.uniqueid, queue, skill, priority, now)
+            log.info("caller queued", extra={"uniqueid": waiter.uniqueid, "queue": queue, "returning_to": preferred})
+            self.dispatch()
+        except BaseException:
+            waiter.in_agi = False
+            raise
         return waiter
 
     async def _queued_since(self, session: AgiSession, now: datetime) -> datetime:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterator
+from collections.abc import Awaitable, Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -61,6 +61,16 @@ def _gate(writer: DbWriter) -> tuple[threading.Event, threading.Event]:
     return entered, release
 
 
+async def _together(writer: DbWriter, *writes: Awaitable[object]) -> list[object]:
+    """Queue ``writes`` behind a held write, so that they run as one batch; their outcomes."""
+    entered, release = _gate(writer)
+    await asyncio.to_thread(entered.wait, 10)
+    tasks = [asyncio.ensure_future(write) for write in writes]
+    await asyncio.sleep(0)  # every write is queued behind the held one
+    release.set()
+    return list(await asyncio.gather(*tasks, return_exceptions=True))
+
+
 def _job(fn: object) -> object:
     from cc_core.db.writer import _Job
 
@@ -73,17 +83,12 @@ def _job(fn: object) -> object:
 
 def test_writes_are_batched_in_order_and_each_caller_gets_its_result(store: CallStore, writer: DbWriter) -> None:
     async def main() -> list[object]:
-        entered, release = _gate(writer)
-        await asyncio.to_thread(entered.wait, 10)
         calls = [
             writer.run(store.call_arrived, f"u.{i}", f"u.{i}", "13800000000", "12345", "PJSIP/c", T0) for i in range(5)
         ]
         steps = [writer.run(store.add_step, "u.0", T0 + _s(i + 1), "main", f"n{i}", "play") for i in range(20)]
         unknown = writer.run(store.add_step, "nobody", T0, "main", "n", "play")
-        tasks = [asyncio.ensure_future(c) for c in [*calls, *steps, unknown]]
-        await asyncio.sleep(0)  # every write is queued behind the held one
-        release.set()
-        return list(await asyncio.gather(*tasks))
+        return await _together(writer, *calls, *steps, unknown)
 
     results = asyncio.run(main())
     ids = results[:5]
@@ -104,19 +109,15 @@ def test_a_failing_write_fails_alone_and_the_batch_is_kept(
     agents = AgentStore(sessions)
 
     async def main() -> list[object]:
-        entered, release = _gate(writer)
-        await asyncio.to_thread(entered.wait, 10)
-        tasks = [
-            asyncio.ensure_future(writer.run(store.call_arrived, "u.1", "u.1", "13800000001", "12345", "PJSIP/c", T0)),
-            asyncio.ensure_future(writer.run(store.add_step, "u.1", T0 + _s(1), "main", "welcome", "play")),
+        return await _together(
+            writer,
+            writer.run(store.call_arrived, "u.1", "u.1", "13800000001", "12345", "PJSIP/c", T0),
+            writer.run(store.add_step, "u.1", T0 + _s(1), "main", "welcome", "play"),
             # Refused by the database itself, inside the batch: a NULL in a NOT NULL column.
-            asyncio.ensure_future(writer.run(_insert_broken_event, sessions)),
-            asyncio.ensure_future(writer.run(agents.record, "1001", T0, "offline", "available")),
-            asyncio.ensure_future(writer.run(store.call_ended, "u.1", 16, "Normal Clearing", T0 + _s(9))),
-        ]
-        await asyncio.sleep(0)
-        release.set()
-        return list(await asyncio.gather(*tasks, return_exceptions=True))
+            writer.run(_insert_broken_event, sessions),
+            writer.run(agents.record, "1001", T0, "offline", "available"),
+            writer.run(store.call_ended, "u.1", 16, "Normal Clearing", T0 + _s(9)),
+        )
 
     results = asyncio.run(main())
     assert isinstance(results[0], int)
@@ -152,15 +153,11 @@ def test_a_race_lost_inside_a_batch_is_recovered_alone(
     racing = Racing(sessions)
 
     async def main() -> list[object]:
-        entered, release = _gate(writer)
-        await asyncio.to_thread(entered.wait, 10)
-        tasks = [
-            asyncio.ensure_future(writer.run(racing.call_arrived, "u.2", "u.2", "13800000002", "12345", "PJSIP/c", T0)),
-            asyncio.ensure_future(writer.run(recordings.started, "u.2", "1001", "agent", "/spool/u.2.wav", T0)),
-        ]
-        await asyncio.sleep(0)
-        release.set()
-        return list(await asyncio.gather(*tasks))
+        return await _together(
+            writer,
+            writer.run(racing.call_arrived, "u.2", "u.2", "13800000002", "12345", "PJSIP/c", T0),
+            writer.run(recordings.started, "u.2", "1001", "agent", "/spool/u.2.wav", T0),
+        )
 
     existing, recording_id = asyncio.run(main())
     assert existing == store.get("u.2").id  # type: ignore[union-attr]
@@ -176,16 +173,12 @@ def test_remembered_ids_are_forgotten_when_a_batch_rolls_back(
     stay remembered, or a later call could get its events (SQLite reuses row ids)."""
 
     async def main() -> list[object]:
-        entered, release = _gate(writer)
-        await asyncio.to_thread(entered.wait, 10)
-        tasks = [
-            asyncio.ensure_future(writer.run(store.call_arrived, "u.3", "u.3", "13800000003", "12345", "PJSIP/c", T0)),
-            asyncio.ensure_future(writer.run(store.add_step, "u.3", T0 + _s(1), "main", "welcome", "play")),
-            asyncio.ensure_future(writer.run(_insert_broken_event, sessions)),
-        ]
-        await asyncio.sleep(0)
-        release.set()
-        return list(await asyncio.gather(*tasks, return_exceptions=True))
+        return await _together(
+            writer,
+            writer.run(store.call_arrived, "u.3", "u.3", "13800000003", "12345", "PJSIP/c", T0),
+            writer.run(store.add_step, "u.3", T0 + _s(1), "main", "welcome", "play"),
+            writer.run(_insert_broken_event, sessions),
+        )
 
     forgotten: list[int] = []
     writer.rollback_hooks.append(lambda: forgotten.append(len(store._ids)))

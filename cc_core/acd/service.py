@@ -310,17 +310,20 @@ class Acd:
     async def call_back_now(self, agent_id: str, callback_id: int) -> None:
         """The agent asks to call a citizen on the callback list back now (T10, the workstation's
         立即回拨): their phone rings first, then the citizen, as for an automatic callback.
-        Refused unless the agent is available on a reachable phone and the callback is open."""
+        Refused unless the callback is open and the agent is available on a reachable phone (in
+        that order: a closed callback is the answer whatever the agent is doing, e.g. already
+        ringing for an automatic callback)."""
         agent = self._agent(agent_id)
+        callback = await asyncio.to_thread(self.callbacks.get, callback_id)
+        if callback is None or callback.status != "open":
+            raise AgentError(f"callback {callback_id} is not open")
+        agent = self._agent(agent_id)  # as it is now, after the look-up
         if agent.state is not AgentState.AVAILABLE:
             raise AgentError(f"agent {agent_id} must be available to call back (now {agent.state.value})")
         if not agent.device_reachable:
             raise AgentError(f"agent {agent_id}'s phone is not reachable")
         if not self.trunk or not self.ami.connected:
             raise AgentError("calls cannot be placed now (no trunk, or the switch is not connected)")
-        callback = await asyncio.to_thread(self.callbacks.get, callback_id)
-        if callback is None or callback.status != "open":
-            raise AgentError(f"callback {callback_id} is not open")
         if not await asyncio.to_thread(self.callbacks.claim, callback_id, self.clock()):
             raise AgentError(f"callback {callback_id} was just taken by someone else")
         await self._place(callback_id, callback.number, agent_id)

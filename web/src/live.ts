@@ -1,8 +1,9 @@
 // Live data for a page: the /api/ws WebSocket, and polling the same answer over HTTP every 2 s
 // while the socket is not open (it reconnects with backoff in the meantime). A socket closed with
-// 4401 or an {"type": "expired"} message opens the log-in-again dialog instead.
+// 4401 or an {"type": "expired"} message asks the server whether the page's session still holds:
+// the log-in-again dialog opens only when it does not.
 import { onBeforeUnmount, onMounted, ref, type Ref } from 'vue'
-import { ApiError, api, needRelogin, reloginPending } from './api'
+import { ApiError, api, reloginPending } from './api'
 
 export interface Live {
   /** true while the WebSocket is open */
@@ -75,14 +76,21 @@ export function useLive<T>(kind: 'agent' | 'wallboard', pollPath: string, apply:
 
   async function expired(): Promise<void> {
     stopPolling()
+    // The socket's session ended, but the page may hold a newer one: another request met the
+    // expiry first and the user logged in again while this socket, opened with the old cookie,
+    // stayed open. So ask over HTTP: a 401 there opens the log-in-again dialog (api.ts) and
+    // retries; an answer means the session is fine and only the socket was old.
     try {
-      await needRelogin('登录已过期，请重新登录 (session expired)')
-    } catch {
-      return // the user went to the log-in page
+      const data = await api.get<T>(pollPath)
+      if (stopped) return
+      error.value = null
+      apply(data)
+    } catch (e) {
+      if (e instanceof ApiError && e.status === 401) return // the user went to the log-in page
+      error.value = e instanceof Error ? e : new Error(String(e))
     }
     if (stopped) return
     backoff = BACKOFF_MIN_MS
-    void refresh()
     startPolling()
     connect()
   }

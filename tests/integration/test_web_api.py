@@ -54,7 +54,7 @@ def poll(web: WebClient, path: str, check: Any, timeout: float = 20.0, what: str
 def test_an_agent_session_works_a_real_call(acd: Hotline, world: World, cc_ami: AmiPeer, loop: LoopThread) -> None:
     agent = client(acd, "web1001", "agent", "1001")
     supervisor = client(acd, "websup", "supervisor")
-    world.phone("1001").answers_after(0.5).plays("").hangs_up_after(0)  # stays until hung up
+    world.phone("1001").answers_after(0.5).plays("").hangs_up_after(3600)  # stays (0 hangs up at once)
     status, answer = agent.json("POST", "/api/agent/login", {})
     assert status == 200, answer
     assert agent.json("GET", "/api/agent")[1]["agent"]["state"] == "available"

@@ -130,7 +130,7 @@ def test_agent_takes_a_call_and_the_wallboard_follows(
     agent = open_page(browser, acd, "zhangli", "agent", "1001")
     agent.get_by_test_id("nav-agent").click()
     state = agent.get_by_test_id("agent-state")
-    world.phone("1001").answers_after(1.5).plays("").hangs_up_after(0)  # stays until hung up
+    world.phone("1001").answers_after(1.5).plays("").hangs_up_after(3600)  # stays (0 hangs up at once)
     agent.get_by_test_id("agent-login").click()
     expect(state).to_have_attribute("data-state", "available")
     agent.get_by_test_id("agent-pause").click()

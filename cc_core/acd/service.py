@@ -313,11 +313,11 @@ class Acd:
         Refused unless the callback is open and the agent is available on a reachable phone (in
         that order: a closed callback is the answer whatever the agent is doing, e.g. already
         ringing for an automatic callback)."""
-        agent = self._agent(agent_id)
+        self._agent(agent_id)  # an unknown agent is refused first
         callback = await asyncio.to_thread(self.callbacks.get, callback_id)
         if callback is None or callback.status != "open":
             raise AgentError(f"callback {callback_id} is not open")
-        agent = self._agent(agent_id)  # as it is now, after the look-up
+        agent = self._agent(agent_id)  # read after the look-up: the state may have moved meanwhile
         if agent.state is not AgentState.AVAILABLE:
             raise AgentError(f"agent {agent_id} must be available to call back (now {agent.state.value})")
         if not agent.device_reachable:

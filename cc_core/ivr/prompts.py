@@ -74,8 +74,21 @@ def _write_switch_wav(audio: AudioSegment, target: Path) -> None:
         raise
 
 
+def espeak_command(espeak: str, voice: str, wav: Path) -> list[str]:
+    """The espeak-ng command line that renders the text it reads on stdin into ``wav``.
+
+    The text is never an argument: espeak-ng takes any argument starting with ``-`` as an
+    option, so a prompt (or a business system's answer read back) such as ``-f/etc/passwd``
+    would make it read that file aloud to the caller (issue 11 item 3). ``--stdin`` reads the
+    whole text at once, whatever it starts with; ``-b 1`` says it is UTF-8.
+    """
+    return [espeak, "-v", voice, "-s", "150", "-b", "1", "-w", str(wav), "--stdin"]
+
+
 def render_text(text: str, voice: str, cache_dir: Path) -> Path:
-    """Render ``text`` with espeak-ng into the cache (once) and return the WAV's path."""
+    """Render ``text`` with espeak-ng into the cache (once) and return the WAV's path.
+
+    The text goes to espeak-ng on stdin (see :func:`espeak_command`), never as an argument."""
     target = cache_dir / f"{prompt_key(text, voice)}.wav"
     if target.exists():
         return target
@@ -86,9 +99,12 @@ def render_text(text: str, voice: str, cache_dir: Path) -> Path:
     with tempfile.TemporaryDirectory() as tmp:
         raw = Path(tmp) / "raw.wav"
         result = subprocess.run(
-            [espeak, "-v", voice, "-s", "150", "-w", str(raw), text],
+            espeak_command(espeak, voice, raw),
+            input=text,
             capture_output=True,
             text=True,
+            encoding="utf-8",
+            errors="replace",
             check=False,
         )
         if result.returncode != 0 or not raw.exists():

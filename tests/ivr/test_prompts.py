@@ -413,3 +413,44 @@ def test_prepare_names_every_failing_prompt(library: PromptLibrary, monkeypatch:
     assert "nodes.p3.prompt" in message and "boom" in message
     assert "nodes.rec.prompt" in message and "missing.wav" in message
     assert "nodes.p1.prompt" not in message
+
+
+# --- option injection (issue 11 item 3) -----------------------------------------------------------
+
+
+def wav_ms(path: Path) -> int:
+    return len(AudioSegment.from_wav(path))
+
+
+@pytest.mark.usefixtures("need_tools")
+def test_a_prompt_starting_with_a_dash_is_spoken_not_taken_for_an_option(tmp_path: Path) -> None:
+    """``-f<file>`` as a prompt (or an answer read back) must be heard as those characters: on the
+    old code espeak-ng took it for its -f option and read the file aloud to the caller."""
+    secret = tmp_path / "secret.txt"
+    secret.write_text("这是不应该被读出来的秘密内容。" * 20, encoding="utf-8")
+    cache = tmp_path / "cache"
+    as_option = prompts.render_text(f"-f{secret}", prompts.DEFAULT_VOICE, cache)
+    # The same characters after a space are never an option, on the old code either.
+    as_text = prompts.render_text(f" -f{secret}", prompts.DEFAULT_VOICE, cache)
+    the_file = prompts.render_text(secret.read_text(encoding="utf-8"), prompts.DEFAULT_VOICE, cache)
+    assert wav_ms(the_file) > 15000  # what reading the file sounds like: long
+    assert abs(wav_ms(as_option) - wav_ms(as_text)) < 500, (wav_ms(as_option), wav_ms(as_text), wav_ms(the_file))
+    assert wav_ms(as_option) < wav_ms(the_file) / 2
+
+
+def test_the_text_goes_to_espeak_on_stdin_never_as_an_argument(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[tuple[list[str], object]] = []
+
+    def fake_run(args: list[str], **kwargs: object) -> object:
+        seen.append((list(args), kwargs.get("input")))
+        tone(Path(args[args.index("-w") + 1]), "wav")
+        return type("Done", (), {"returncode": 0, "stderr": ""})()
+
+    monkeypatch.setattr(prompts.shutil, "which", lambda name: f"/usr/bin/{name}")
+    monkeypatch.setattr(prompts.subprocess, "run", fake_run)
+    text = "--version -f/etc/passwd -w/tmp/x.wav"
+    prompts.render_text(text, "cmn-latn-pinyin", tmp_path / "cache")
+    [(args, stdin)] = seen
+    assert stdin == text
+    assert args[-1] == "--stdin"
+    assert all(text not in arg and "/etc/passwd" not in arg for arg in args)

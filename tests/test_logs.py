@@ -36,6 +36,29 @@ from cc_core.logs import JsonFormatter, TextFormatter, mask_personal_data
         ("0571-8888888", "0571-****8888"),
         ("02112345678", "0211****5678"),
         ("013800138000", "0138****8000"),
+        # Written with separators: normalised, then masked (issue 11 item 8).
+        ("138-0013-8000", "138****8000"),
+        ("138 0013 8000", "138****8000"),
+        ("+86 138 0013 8000", "138****8000"),
+        ("+86-138-0013-8000", "138****8000"),
+        ("0086 138 0013 8000", "138****8000"),
+        ("来电号码：138-0013-8000。", "来电号码：138****8000。"),
+        ("110105 19900101 1234", "110105********1234"),
+        ("110105-19900101-123X", "110105********123X"),
+        # 15-digit (first-generation) ID-card numbers: the birth date is masked.
+        ("身份证110105491231002", "身份证110105******002"),
+        ("id 110105 491231 002 ok", "id 110105******002 ok"),
+        # Landlines: 8-digit local numbers alone or with the area code, in every usual writing.
+        ("010-65123456", "010-****3456"),
+        ("010-6512 3456", "010-****3456"),
+        ("010 6512 3456", "010 ****3456"),
+        ("(010)65123456", "(010)****3456"),
+        ("01065123456", "0106****3456"),
+        ("+86 10 6512 3456", "+86 10 ****3456"),
+        ("+861065123456", "+8610****3456"),
+        ("6512 3456", "****3456"),
+        ("来电65123456", "来电****3456"),
+        ("caller=65123456,", "caller=****3456,"),
         # Several in one line.
         (
             "13800138000 and 13900139000 and 110105199001011234",
@@ -64,6 +87,25 @@ def test_masks_id_cards_and_phone_numbers(text: str, masked: str) -> None:
         "12800138000",  # 12x is no mobile prefix
         "sha a3f5110105199001011234ef",  # an ID-shaped run inside a hex string
         "emergency 110, 120, 119",
+        # Issue 11: what the separator-aware patterns must still leave alone.
+        "uniqueid 1733300000.123",
+        "uniqueid 1733300000.65123456",
+        "linkedid=1733300000.123 uniqueid=1733300000.124",
+        "2026-12-04 19:02:54",
+        "2026-12-04T19:02:54.123Z",
+        "day 20261204",
+        "years 2026 2027",
+        "years 2024-2026",
+        "ports 5060-5080",
+        "ports 5060 5061 5062",
+        "rtp 10000-14999",
+        "duration 12.5 s, took 0.0123 s",
+        "talked 3456.78 s",
+        "1001 1002 1003 1004",
+        "call 42 of 65123",
+        "sha256 5f2b6512345678ab",
+        "173286123456789",  # 15 digits, but month 34 is no birth date
+        "timestamp 1733300000123456",
         "",
     ],
 )
@@ -73,6 +115,9 @@ def test_leaves_other_numbers_alone(text: str) -> None:
 
 def test_masking_is_idempotent() -> None:
     once = mask_personal_data("13800138000 010-12345678 110105199001011234")
+    assert mask_personal_data(once) == once
+    once = mask_personal_data("138-0013-8000, +86 10 6512 3456, 6512 3456, 110105491231002")
+    assert once == "138****8000, +86 10 ****3456, ****3456, 110105******002"
     assert mask_personal_data(once) == once
 
 

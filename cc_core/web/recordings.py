@@ -5,7 +5,7 @@
                                                             duration, survey score, IVR node)
 ``GET /api/recordings/{id}``           supervisor, auditor  one recording, its archive state and hold
 ``GET /api/recordings/{id}/audio``     supervisor, auditor  the audio, with HTTP Range (seek)
-``GET /api/recordings/{id}/download``  supervisor, auditor  the file as an attachment
+``GET /api/recordings/{id}/download``  auditor              the file as an attachment
 ``POST /api/recordings/{id}/hold``     auditor              set a legal hold ``{"reason": …}``
 ``DELETE /api/recordings/{id}/hold``   auditor              clear it ``{"reason": …}``
 ``GET /api/audit``                     auditor              the audit log (read only; no one can edit it)
@@ -195,8 +195,11 @@ async def audio(request: web.Request) -> web.StreamResponse:
     return await _serve(request, download=False)
 
 
-@requires("supervisor", "auditor", audit="download")
+@requires("auditor", audit="download")
 async def download(request: web.Request) -> web.StreamResponse:
+    """The file as an attachment: auditors only (docs/web-api.md's role table). A downloaded copy
+    is played without the audit log and escapes the retention purge, so taking one out is an
+    auditor's act; supervisors review calls by listening (issue 11 item 9)."""
     return await _serve(request, download=True)
 
 

@@ -46,7 +46,7 @@ from cc_core.auth.store import AuditLog, SessionStore, UserStore
 from cc_core.bus import EventBus
 from cc_core.calls.callbacks import CallbackStore
 from cc_core.calls.lifecycle import CallLifecycle
-from cc_core.calls.recordings import RecordingStore
+from cc_core.calls.recordings import MonitorFolder, RecordingStore
 from cc_core.calls.store import CallStore
 from cc_core.calls.voicemail import VoicemailStore
 from cc_core.db.session import make_engine, make_sessionmaker
@@ -149,7 +149,9 @@ class Controller:
             db=self.writer.run,
         )
         self.agent_store = AgentStore(sessions)
-        self.recordings = RecordingStore(sessions)
+        # Recordings are taken, and served, only from the instance's monitor folder (issue 11 item 6).
+        self.monitor = MonitorFolder.of(self.instance.inside, self.instance.host_path)
+        self.recordings = RecordingStore(sessions, self.monitor)
         self.callbacks = CallbackStore(
             sessions, max_attempts=settings.acd.callback_attempts, retry_after_s=settings.acd.callback_retry
         )
@@ -328,7 +330,7 @@ class Controller:
         app[AUTH_KEY] = self.web_auth
         add_api_routes(
             app,
-            replay=ReplayContext(self.sessions, self.archive),
+            replay=ReplayContext(self.sessions, self.archive, self.monitor.host),
             views=self.views,
             flows=FlowAdmin(
                 self.settings.flows_path,

@@ -8,14 +8,22 @@ leaves a header-only WAV, which is deleted rather than archived and replayed as 
 Like :mod:`cc_core.calls.store`, methods are synchronous and each is one transaction. A recording
 belongs to a call when that call is known, but outlives it: deleting the call row only clears
 ``call_id``. Archive, backup and retention build on these rows (``cc_core/recordings/``).
+
+A recording's file name comes from the switch (the ``File:`` of a ``HotlineRecording`` AMI
+event). Whatever sends it, the store takes only a file inside the instance's monitor folder
+(:class:`MonitorFolder`, checked after ``..`` and symlinks are resolved): a forged event naming
+``/etc/passwd`` or ``monitor/../../secrets.json`` leaves no row, so replay can never serve that
+file and :meth:`RecordingStore.finished` never inspects or deletes it (issue 11 item 6).
 """
 
 from __future__ import annotations
 
 import logging
+import posixpath
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -42,6 +50,44 @@ _MAX_CHUNKS = 32
 
 RECORDING_LEGS = ("agent", "consult", "conference", "callback", "transfer")
 RECORDING_STATUSES = ("recording", "done", "empty", "missing")
+
+
+class OutsideMonitorFolder(ValueError):
+    """A recording's file is not inside the switch's monitor folder (a forged or broken name)."""
+
+
+@dataclass(frozen=True)
+class MonitorFolder:
+    """The switch instance's recording folder (``<instance>/spool/monitor``, where the dialplan's
+    ``HOTLINE_REC_DIR`` points), as the switch names it and as the host sees it."""
+
+    inside: PurePosixPath
+    host: Path
+    host_path: Callable[[str], Path]
+
+    @classmethod
+    def of(cls, instance_inside: PurePosixPath, host_path: Callable[[str], Path]) -> MonitorFolder:
+        inside = instance_inside / "spool" / "monitor"
+        return cls(inside, host_path(str(inside)), host_path)
+
+    def check(self, file_inside: str) -> str:
+        """``file_inside`` if it names a file under the folder, else OutsideMonitorFolder.
+
+        Checked twice: by name (absolute, normalised, under :attr:`inside`; no ``..`` may climb
+        out) and on the host after resolving symlinks (a link in the folder to another file is
+        refused too). The file need not exist yet: MixMonitor has only just opened it.
+        """
+        name = PurePosixPath(posixpath.normpath(file_inside)) if file_inside.startswith("/") else None
+        if name is None or name == self.inside or not name.is_relative_to(self.inside):
+            raise OutsideMonitorFolder(f"recording file {file_inside!r} is not inside {self.inside}")
+        try:
+            real = self.host_path(file_inside).resolve()
+            root = self.host.resolve()
+        except (OSError, RuntimeError) as exc:  # a symlink loop
+            raise OutsideMonitorFolder(f"recording file {file_inside!r} cannot be resolved: {exc}") from exc
+        if real == root or not real.is_relative_to(root):
+            raise OutsideMonitorFolder(f"recording file {file_inside!r} leads out of {self.inside} (to {real})")
+        return file_inside
 
 
 @dataclass(frozen=True)
@@ -143,8 +189,11 @@ def _inspect(path: Path) -> _Inspection:
 class RecordingStore:
     """Reads and writes recordings through a sessionmaker (see :func:`cc_core.db.session.make_sessionmaker`)."""
 
-    def __init__(self, sessions: sessionmaker[Session]) -> None:
+    def __init__(self, sessions: sessionmaker[Session], monitor: MonitorFolder | None = None) -> None:
+        """``monitor``: the only folder recordings may be in (the controller always gives it;
+        None, for tests of the rows alone, takes any name)."""
         self._sessions = sessions
+        self._monitor = monitor
 
     # Separate so tests can widen the gap between "not there" and the insert.
     def _find(self, session: Session, file: str) -> Recording | None:
@@ -160,7 +209,8 @@ class RecordingStore:
         ``uniqueid`` is the caller's call; ``leg`` one of :data:`RECORDING_LEGS`. Linked to the
         call row when that call is recorded. Idempotent on the file: a repeat (or a concurrent
         duplicate) returns the existing id and changes nothing. Raises ValueError for an unknown
-        leg, an empty file, an empty or over-long ``uniqueid`` or ``agent_id``, or a naive ``at``.
+        leg, an empty file, an empty or over-long ``uniqueid`` or ``agent_id``, or a naive ``at``;
+        OutsideMonitorFolder (a ValueError) for a file outside the monitor folder.
         """
         uniqueid = _key(uniqueid, "uniqueid")
         agent = None if agent_id is None else _agent(agent_id)
@@ -170,6 +220,8 @@ class RecordingStore:
         file = _text(file_inside, _FILE_LEN)
         if not file:
             raise ValueError("file_inside must name the recording, got an empty string")
+        if self._monitor is not None:
+            self._monitor.check(file)
         try:
             with transaction(self._sessions) as session:
                 existing = self._find_id(session, file)
@@ -205,7 +257,9 @@ class RecordingStore:
         else "done". Returns the recording, or None if no recording has this file. A recording
         that is already finished is returned unchanged: a repeat neither reads nor deletes again,
         and of two racing finishers one writes. A file that is there but cannot be read raises
-        OSError and leaves the recording open, to be finished again later.
+        OSError and leaves the recording open, to be finished again later. A row whose file is
+        outside the monitor folder (written before the check, or into the database by hand) is
+        closed as "missing" without looking at that file, let alone deleting it.
         """
         _aware(at)
         file = _text(file_inside, _FILE_LEN)
@@ -215,7 +269,13 @@ class RecordingStore:
                 return None
             if row.status != "recording":
                 return RecordingView.from_row(row)
-        seen = _inspect(host_path)
+        try:
+            if self._monitor is not None:
+                self._monitor.check(file)
+            seen = _inspect(host_path)
+        except OutsideMonitorFolder as exc:
+            log.warning("recording not inspected: %s", exc)
+            seen = _Inspection("missing", None, None)
         with transaction(self._sessions) as session:
             won = session.scalar(
                 update(Recording)

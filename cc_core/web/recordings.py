@@ -14,7 +14,13 @@
 Every search, listen, download and hold is written to the audit log with who, when, which and from
 where; a refused request writes only its refusal. A listen is one entry per person and recording
 per ten minutes (a player's seeks are Range requests of the same listen); every download is
-logged. If the audit log cannot be written, the audio is not served.
+logged. If the audit log cannot be written, the audio is not served, and the next try is a
+first listen again (a listen counts as logged only once its audit entry is written).
+
+Only files inside the switch's monitor folder (the originals) or the archive's store are
+served, checked after symlinks and ``..`` are resolved: a recording row whose ``file`` or
+archive path was forged (a crafted AMI event, an edited database) cannot make replay stream
+another file of the host (issue 11 item 6).
 """
 
 from __future__ import annotations
@@ -44,23 +50,38 @@ _BEIJING_OFFSET = "+08:00"
 
 @dataclass
 class ReplayContext:
-    """What the replay API reads: the database and the archive's folders."""
+    """What the replay API reads: the database, the archive's folders and the switch's monitor
+    folder (on the host), the only two places audio is served from."""
 
     sessions: sessionmaker[Session]
     archive: ArchiveConfig
+    monitor: Path
     _listens: dict[tuple[str, int], float] = field(default_factory=dict)
 
     def first_listen(self, username: str, recording_id: int) -> bool:
-        """True if this person's listen of this recording is to be logged now."""
+        """True if this person's listen of this recording is to be logged now (none logged in
+        the last :data:`LISTEN_WINDOW_S`). Only asks: :meth:`listened` marks it, once the audit
+        entry is written, so a listen whose entry failed is logged on the next try."""
+        last = self._listens.get((username, recording_id))
+        return last is None or time.monotonic() - last >= LISTEN_WINDOW_S
+
+    def listened(self, username: str, recording_id: int) -> None:
+        """The audit entry of this listen is written: its seeks are not logged again for a while."""
         now = time.monotonic()
-        key = (username, recording_id)
-        last = self._listens.get(key)
-        if last is not None and now - last < LISTEN_WINDOW_S:
-            return False
         if len(self._listens) > 50_000:
             self._listens = {k: v for k, v in self._listens.items() if now - v < LISTEN_WINDOW_S}
-        self._listens[key] = now
-        return True
+        self._listens[(username, recording_id)] = now
+
+
+def inside(path: Path, folder: Path) -> Path | None:
+    """``path`` with symlinks and ``..`` resolved, if it is a file under ``folder`` (resolved
+    too); else None. A path that cannot be resolved (a symlink loop) counts as outside."""
+    try:
+        real = path.resolve(strict=True)
+        root = folder.resolve()
+    except (OSError, RuntimeError):
+        return None
+    return real if real.is_relative_to(root) and real.is_file() else None
 
 
 REPLAY_KEY = web.AppKey("replay", ReplayContext)
@@ -91,15 +112,25 @@ def _when(text: str | None, name: str, *, end: bool = False) -> datetime | None:
     return moment
 
 
+# Query numbers past this are refused: the database's integers stop at 2**63, SQLite's LIMIT
+# and OFFSET overflow before, and no search needs more.
+_NUMBER_MAX = 2**31 - 1
+
+
 def _number(text: str | None, name: str, kind: type[int] | type[float]) -> Any:
     if text is None or text == "":
         return None
     try:
-        return kind(text)
+        value = kind(text)
     except ValueError as exc:
         raise web.HTTPBadRequest(
             text=_dumps({"error": f"{name} 须为数字 (a number, got {text!r})"}), content_type="application/json"
         ) from exc
+    if not -_NUMBER_MAX <= value <= _NUMBER_MAX:  # also NaN and infinity
+        raise web.HTTPBadRequest(
+            text=_dumps({"error": f"{name} 超出范围 (out of range, got {text!r})"}), content_type="application/json"
+        )
+    return value
 
 
 @requires("supervisor", "auditor", audit="search")
@@ -138,14 +169,15 @@ async def _recording(request: web.Request) -> ArchivedRecording:
 
 
 def _audio_file(replay: ReplayContext, recording: ArchivedRecording, original: str | None) -> Path | None:
-    """The archived file, or the switch's original while it is not archived yet."""
+    """The archived file, or the switch's original while it is not archived yet; only ever a
+    file inside the archive's store or the monitor folder (see :func:`inside`)."""
     archived = archive_file(replay.archive, recording)
-    if archived is not None and archived.is_file():
-        return archived
+    if archived is not None:
+        found = inside(archived, replay.archive.store)
+        if found is not None:
+            return found
     if recording.purged_at is None and recording.status == "done" and original:
-        path = replay.archive.host_path(original)
-        if path.is_file():
-            return path
+        return inside(replay.archive.host_path(original), replay.monitor)
     return None
 
 
@@ -182,8 +214,10 @@ async def _serve(request: web.Request, *, download: bool) -> web.StreamResponse:
                 str(recording.id),
                 {"uniqueid": recording.uniqueid, "range": request.headers.get("Range", "")},
             )
-        except Exception:  # no audit entry, no audio (P2)
+        except Exception:  # no audit entry, no audio (P2); the next try is a first listen again
             return json_error(503, "审计日志不可写，暂不能播放 (the audit log cannot be written)")
+        if not download:
+            replay.listened(view.user.username, recording.id)
     headers = {"Content-Type": CONTENT_TYPES.get(path.suffix, "application/octet-stream"), "Cache-Control": "no-store"}
     if download:
         headers["Content-Disposition"] = f'attachment; filename="recording-{recording.id}{path.suffix}"'

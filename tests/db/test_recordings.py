@@ -12,9 +12,10 @@ import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
-from cc_core.calls.recordings import RecordingStore, RecordingView
+from cc_core.calls.recordings import MonitorFolder, OutsideMonitorFolder, RecordingStore, RecordingView
 from cc_core.calls.store import CallStore
 from cc_core.db.models import Recording
+from cc_core.switch.instance import Instance
 
 T0 = datetime(2024, 5, 1, 8, 30, 15, 123456, tzinfo=UTC)
 BEIJING = timezone(timedelta(hours=8))
@@ -300,3 +301,52 @@ def test_concurrent_finishers_write_once(recordings: RecordingStore, tmp_path: P
     # Every finisher returns the one outcome, also those that found the file deleted already.
     assert views == [view] * 4
     assert not host.exists()
+
+
+def _monitored(store: CallStore, tmp_path: Path) -> tuple[RecordingStore, Path]:
+    """A store that takes only files of the instance's monitor folder, as the controller's does."""
+    instance = Instance(tmp_path / "root", "cc")
+    monitor = MonitorFolder.of(instance.inside, instance.host_path)
+    monitor.host.mkdir(parents=True)
+    return RecordingStore(store._sessions, monitor), monitor.host
+
+
+@pytest.mark.parametrize(
+    "forged",
+    [
+        "/etc/passwd",
+        "/srv/hotline/cc/spool/monitor/../../secrets.json",
+        "/srv/hotline/cc/spool/monitor",
+        "/srv/hotline/cc/spool/monitor/2024-05-01/../../../secrets.json",
+        "/srv/hotline/cc/spool/monitor/link/passwd",  # a symlinked folder pointing out
+        "spool/monitor/a.wav",  # relative: the switch always names the full path
+        "/srv/hotline/other/spool/monitor/a.wav",  # another instance's folder
+    ],
+)
+def test_a_file_outside_the_monitor_folder_is_refused(store: CallStore, tmp_path: Path, forged: str) -> None:
+    """Issue 11 item 6: a forged HotlineRecording ``File:`` leaves no row (so nothing can
+    replay it); the genuine name is taken."""
+    _arrive(store)
+    recordings, host = _monitored(store, tmp_path)
+    (host / "link").symlink_to(tmp_path)
+    with pytest.raises(OutsideMonitorFolder):
+        recordings.started(UID, "1001", "agent", forged, T0)
+    assert _count(recordings) == 0
+    good = f"/srv/hotline/cc/spool/monitor/2024-05-01/{UID}.wav"
+    assert recordings.started(UID, "1001", "agent", good, T0) > 0
+    assert [r.file for r in recordings.for_call(UID)] == [good]
+
+
+def test_a_forged_row_is_closed_without_touching_its_file(store: CallStore, tmp_path: Path) -> None:
+    """A row written before the check (or into the database by hand) naming a file outside the
+    folder: finishing it neither reads nor deletes that file (a tiny one would count as "empty"
+    and be deleted); the row is closed as missing."""
+    _arrive(store)
+    victim = tmp_path / "root" / "etc" / "tiny.conf"
+    victim.parent.mkdir(parents=True)
+    victim.write_bytes(b"x=1\n")  # under 44 bytes: "empty" if inspected, and deleted
+    RecordingStore(store._sessions).started(UID, "1001", "agent", "/etc/tiny.conf", T0)
+    recordings, _host = _monitored(store, tmp_path)
+    done = recordings.finished("/etc/tiny.conf", T0 + timedelta(seconds=5), victim)
+    assert done is not None and done.status == "missing" and done.size_bytes is None
+    assert victim.read_bytes() == b"x=1\n"

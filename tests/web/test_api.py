@@ -18,13 +18,16 @@ from typing import Any, cast
 import pytest
 from aiohttp import web
 from pydub.generators import Sine
-from sqlalchemy import text
+from sqlalchemy import text, update
+from sqlalchemy.orm import Session, sessionmaker
 
 from cc_core.archive.config import ArchiveConfig
 from cc_core.auth.store import AuditLog, SessionStore, UserStore
 from cc_core.calls.recordings import RecordingStore
 from cc_core.calls.store import CallStore
+from cc_core.db.models import Recording
 from cc_core.db.session import make_engine, make_sessionmaker, upgrade
+from cc_core.switch.instance import Instance
 from cc_core.web.api import PUBLIC_API, add_api_routes
 from cc_core.web.health import make_app
 from cc_core.web.recordings import ReplayContext
@@ -46,6 +49,8 @@ class Api:
     app: web.Application
     recording_id: int
     wav: Path
+    sessions: sessionmaker[Session]
+    chroot: Path
 
     def client(self) -> Client:
         return Client(self.port)
@@ -95,14 +100,14 @@ def api(tmp_path: Path, loop: LoopThread) -> Iterator[Api]:
     )
     app = make_app(lambda: {"status": "ok"}, middlewares=[session_middleware])
     app[AUTH_KEY] = auth
-    archive = ArchiveConfig(store=tmp_path / "store", backup=None, host_path=lambda p: chroot / p.lstrip("/"))
+    archive = ArchiveConfig(store=tmp_path / "store", backup=None, host_path=Instance(chroot, "cc").host_path)
     # The product's whole route set. The workstation and admin parts are never reached by these
     # tests (they check refusals, given before a handler runs); their behaviour is tested
     # against the real controller in tests/integration and tests/web/test_browser.py.
     unreached = cast(Any, None)
     add_api_routes(
         app,
-        replay=ReplayContext(sessions, archive),
+        replay=ReplayContext(sessions, archive, chroot / "srv/hotline/cc/spool/monitor"),
         views=unreached,
         flows=unreached,
     )
@@ -114,7 +119,7 @@ def api(tmp_path: Path, loop: LoopThread) -> Iterator[Api]:
         await web.TCPSite(runner, "127.0.0.1", port).start()
 
     loop.run(start())
-    yield Api(port, auth, app, recording_id, wav)
+    yield Api(port, auth, app, recording_id, wav, sessions, chroot)
     loop.run(runner.cleanup())
     engine.dispose()
 
@@ -262,8 +267,78 @@ def test_no_audio_without_an_audit_entry(api: Api, tmp_path: Path) -> None:
     finally:
         api.auth.audit = working
     assert status == 503 and b"audit" in body
+    assert [e for e in api.auth.audit.read(actor="auditor1", action="listen") if e.allowed] == []
+    # The retry is a first listen: its audit entry is written, then the audio served (issue 11
+    # item 7: the failed try had marked the listen as logged, so the retry was served unlogged).
     status, _ = client.request("GET", f"/api/recordings/{api.recording_id}/audio")
     assert status == 200
+    listens = [e for e in api.auth.audit.read(actor="auditor1", action="listen") if e.allowed]
+    assert [e.target for e in listens] == [str(api.recording_id)]
+    # Seeks of that listen are not logged again.
+    status, _ = client.request("GET", f"/api/recordings/{api.recording_id}/audio", headers={"Range": "bytes=0-99"})
+    assert status == 206
+    assert len([e for e in api.auth.audit.read(actor="auditor1", action="listen") if e.allowed]) == 1
+
+
+def _forge(api: Api, **values: Any) -> None:
+    """Write a recording row's columns by hand (an edited database, a forged AMI event's file)."""
+    with api.sessions.begin() as session:
+        session.execute(update(Recording).where(Recording.id == api.recording_id).values(**values))
+
+
+@pytest.mark.parametrize(
+    "forged",
+    [
+        "/etc/passwd",  # the host's file seen through the chroot
+        "/srv/hotline/cc/spool/monitor/../../secrets.json",  # climbs out of the monitor folder
+        "/srv/hotline/cc/spool/monitor/2026-12-01/link.wav",  # a symlink in the folder to a file outside
+        "spool/monitor/../secrets.json",  # relative to the instance
+    ],
+)
+def test_replay_serves_no_file_outside_the_monitor_folder(api: Api, forged: str) -> None:
+    """Issue 11 item 6: a recording whose file names another file of the host is not served
+    (404, no such audio); the secret's bytes never reach the client."""
+    secret = b'{"ami_secret": "do-not-serve"}'
+    for place in ("etc/passwd", "srv/hotline/cc/secrets.json", "srv/hotline/cc/spool/secrets.json"):
+        (api.chroot / place).parent.mkdir(parents=True, exist_ok=True)
+        (api.chroot / place).write_bytes(secret)
+    (api.chroot / "srv/hotline/cc/spool/monitor/2026-12-01/link.wav").symlink_to(api.chroot / "etc/passwd")
+    _forge(api, file=forged)
+    client = api.client()
+    client.login("auditor1")
+    for path in (f"/api/recordings/{api.recording_id}/audio", f"/api/recordings/{api.recording_id}/download"):
+        status, body = client.request("GET", path)
+        assert status == 404 and b"do-not-serve" not in body, (path, status)
+    # The genuine file is still served.
+    _forge(api, file=f"/srv/hotline/cc/spool/monitor/2026-12-01/{UID}.wav")
+    status, body = client.request("GET", f"/api/recordings/{api.recording_id}/audio")
+    assert status == 200 and body == api.wav.read_bytes()
+
+
+def test_replay_serves_no_archive_path_outside_the_store(api: Api) -> None:
+    """An archived recording's path climbing out of the archive's store is not served either."""
+    store = api.chroot.parent / "store"
+    store.mkdir(exist_ok=True)
+    (store.parent / "secrets.json").write_bytes(b"do-not-serve")
+    _forge(api, archive_state="archived", archive_path="../secrets.json", file="/etc/passwd")
+    client = api.client()
+    client.login("auditor1")
+    status, body = client.request("GET", f"/api/recordings/{api.recording_id}/audio")
+    assert status == 404 and b"do-not-serve" not in body
+    (store / "2026/12/01").mkdir(parents=True)
+    (store / "2026/12/01/x.opus").write_bytes(b"OggS-archived")
+    _forge(api, archive_path="2026/12/01/x.opus")
+    status, body = client.request("GET", f"/api/recordings/{api.recording_id}/audio")
+    assert status == 200 and body == b"OggS-archived"
+
+
+def test_search_numbers_out_of_range_are_refused(api: Api) -> None:
+    """A limit or offset past what the database takes is a 400, not a 500 (SQLite overflows)."""
+    client = api.client()
+    client.login("supervisor1")
+    for query in ("offset=99999999999999999999", "limit=99999999999", "min_duration=nan", "max_duration=1e400"):
+        status, answer = client.json("GET", f"/api/recordings?{query}")
+        assert status == 400 and "超出范围" in answer["error"], (query, status, answer)
 
 
 def test_the_openapi_document_lists_every_route_with_its_roles(api: Api) -> None:

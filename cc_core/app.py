@@ -54,6 +54,7 @@ from cc_core.db.writer import DbWriter
 from cc_core.errors import HotlineError
 from cc_core.ivr.agi_driver import AgiDriver, Recording
 from cc_core.ivr.entry import HotlineEntry
+from cc_core.ivr.http_policy import HttpPolicy
 from cc_core.ivr.prompts import PromptLibrary
 from cc_core.ivr.registry import FlowRegistry
 from cc_core.ivr.runtime import Step, Visit
@@ -132,7 +133,8 @@ class Controller:
         self.lifecycle = CallLifecycle(self.store, self.view, self.bus, db=self.writer.run)
         flows_dir = settings.flows_path
         self.prompts = PromptLibrary(prompt_cache(self.instance), flows_dir / "prompts", settings.prompts.tts_voice)
-        self.registry = FlowRegistry(flows_dir, self.prompts)
+        http_policy = HttpPolicy.of(settings.ivr.http_allow)  # issue 11 item 8
+        self.registry = FlowRegistry(flows_dir, self.prompts, http=http_policy)
         root = self.instance.root
         self.entry = HotlineEntry(
             self.store,
@@ -147,6 +149,7 @@ class Controller:
             voicemail_dir=self.instance.spool / "voicemail",
             watchdog=settings.controller.agi_watchdog,
             db=self.writer.run,
+            http_policy=http_policy,
         )
         self.agent_store = AgentStore(sessions)
         # Recordings are taken, and served, only from the instance's monitor folder (issue 11 item 6).
@@ -290,6 +293,7 @@ class Controller:
             record_step=record_step,
             save_message=save_message,
             watchdog=self.settings.controller.agi_watchdog,
+            http_policy=self.entry.http_policy,
         )
         return await driver.drive(steps)
 

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 import aiohttp
 
 from cc_core.ivr.flow import Prompt
+from cc_core.ivr.http_policy import DEFAULT_POLICY, HttpPolicy
 from cc_core.ivr.runtime import (
     DYNAMIC,
     FINAL,
@@ -81,10 +82,13 @@ class AgiDriver:
         save_message: MessageSaver,
         record_key: Callable[[str], Awaitable[None]] | None = None,
         watchdog: float = 15.0,
+        http_policy: HttpPolicy = DEFAULT_POLICY,
     ) -> None:
         self.session = session
         self.prompts = prompts
+        # Made by HotlineEntry without a cookie jar (see there); requests never follow redirects.
         self.http = http
+        self.http_policy = http_policy
         self.to_inside = to_inside
         self.voicemail_dir = voicemail_dir
         self.record_step = record_step
@@ -161,16 +165,25 @@ class AgiDriver:
         return chr(result.code) if result.code > 0 else ""
 
     async def _fetch(self, step: Fetch) -> dict[str, Any] | None:
-        """Call the business system; any failure (down, slow, bad answer) is None."""
+        """Call the business system; any failure (down, slow, bad answer) is None.
+
+        Only a host of ``[ivr] http_allow`` is called (https unless on loopback), and a redirect
+        is not followed: it is a failure like any answer but 200 (issue 11 item 8), so a flow's
+        URL can never lead the controller to a host the policy does not name."""
+        refused = self.http_policy.refusal(step.url)
+        if refused is not None:
+            log.warning("self-service call refused: %s", refused, extra={"url": step.url})
+            return None
         timeout = aiohttp.ClientTimeout(total=step.timeout)
         try:
             if step.method == "POST":
-                request = self.http.post(step.url, json=dict(step.values), timeout=timeout)
+                request = self.http.post(step.url, json=dict(step.values), timeout=timeout, allow_redirects=False)
             else:
-                request = self.http.get(step.url, params=dict(step.values), timeout=timeout)
+                request = self.http.get(step.url, params=dict(step.values), timeout=timeout, allow_redirects=False)
             async with request as answer:
                 if answer.status != 200:
-                    log.warning("self-service answered %s", answer.status, extra={"url": step.url})
+                    redirect = " (redirects are not followed)" if 300 <= answer.status < 400 else ""
+                    log.warning("self-service answered %s%s", answer.status, redirect, extra={"url": step.url})
                     return None
                 body = await answer.content.read(MAX_ANSWER_BYTES + 1)
                 if len(body) > MAX_ANSWER_BYTES:

@@ -20,6 +20,7 @@ from cc_core.calls.store import CallStore
 from cc_core.calls.voicemail import VoicemailStore
 from cc_core.db.writer import DbRun
 from cc_core.ivr.agi_driver import AgiDriver, Recording
+from cc_core.ivr.http_policy import DEFAULT_POLICY, HttpPolicy
 from cc_core.ivr.prompts import PromptLibrary
 from cc_core.ivr.registry import FlowRegistry
 from cc_core.ivr.runtime import CallContext, End, Step, ToNumber, ToQueue, Visit, run
@@ -47,6 +48,7 @@ class HotlineEntry:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         watchdog: float = 15.0,
         db: DbRun = asyncio.to_thread,
+        http_policy: HttpPolicy = DEFAULT_POLICY,
     ) -> None:
         self.store = store
         self.db = db  # where the call record's writes run (see CallLifecycle)
@@ -62,9 +64,16 @@ class HotlineEntry:
         self.clock = clock
         self.watchdog = watchdog
         self.http: aiohttp.ClientSession | None = None
+        # The hosts http nodes may call ([ivr] http_allow).
+        self.http_policy = http_policy
 
     async def start(self) -> None:
-        self.http = aiohttp.ClientSession()
+        """Open the HTTP client every call's http nodes share.
+
+        Shared for its connection pool only: it keeps no cookies (a cookie one caller's answer
+        set must never be sent with another caller's request, issue 11 item 8), and reads no
+        proxy settings from the environment."""
+        self.http = aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar(), trust_env=False)
 
     async def close(self) -> None:
         if self.http is not None:
@@ -133,6 +142,7 @@ class HotlineEntry:
             save_message=save_message,
             record_key=record_key,
             watchdog=self.watchdog,
+            http_policy=self.http_policy,
         )
         try:
             final = await driver.drive(steps)

@@ -43,6 +43,7 @@ from cc_core.ivr.flow import (
     Transfer,
     Voicemail,
 )
+from cc_core.ivr.http_policy import HttpPolicy
 from cc_core.ivr.validator import Problem, join_path, suggest, validate
 
 __all__ = ["MAX_FILE_BYTES", "FlowError", "Problem", "load_flow", "load_flows", "parse_flow"]
@@ -127,12 +128,13 @@ def parse_flow(data: bytes, source: Path) -> Flow:
     return flow
 
 
-def load_flows(folder: Path) -> tuple[dict[str, Flow], list[Problem]]:
+def load_flows(folder: Path, *, http: HttpPolicy | None = None) -> tuple[dict[str, Flow], list[Problem]]:
     """Load and validate every ``*.yaml`` directly in ``folder`` (``ivr_flows/``).
 
     Returns the flows without any problem, by name, and the problems of the others. Prompt
     files are looked up in ``folder/prompts``, calendars in ``folder/calendars/*.yaml``, and a
-    ``goto: {flow: x}`` must name a flow file of the folder.
+    ``goto: {flow: x}`` must name a flow file of the folder. ``http``: the hosts ``http`` nodes
+    may call (``[ivr] http_allow``; not checked when None).
     """
     if not folder.is_dir():
         return {}, [Problem(folder, 1, "", "the flow folder does not exist")]
@@ -153,7 +155,13 @@ def load_flows(folder: Path) -> tuple[dict[str, Flow], list[Problem]]:
         except FlowError as exc:
             problems.extend(exc.problems)
             continue
-        found = validate(flow, prompts_dir=folder / "prompts", known_flows=known_flows, known_calendars=known_calendars)
+        found = validate(
+            flow,
+            prompts_dir=folder / "prompts",
+            known_flows=known_flows,
+            known_calendars=known_calendars,
+            http=http,
+        )
         if found:
             problems.extend(found)
         else:

@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 
 from cc_core.ivr.calendar import Calendar, CalendarError, load_calendars
 from cc_core.ivr.flow import Flow
+from cc_core.ivr.http_policy import HttpPolicy
 from cc_core.ivr.loader import FlowError, Problem, load_flows
 from cc_core.ivr.prompts import PromptError, PromptLibrary
 
@@ -75,9 +76,15 @@ class FlowRegistry:
     """Holds the last good flows and calendars of ``folder``."""
 
     def __init__(
-        self, folder: Path, prompts: PromptLibrary | None = None, today: Callable[[], date] | None = None
+        self,
+        folder: Path,
+        prompts: PromptLibrary | None = None,
+        today: Callable[[], date] | None = None,
+        http: HttpPolicy | None = None,
     ) -> None:
         self.folder = folder
+        # The hosts http nodes may call ([ivr] http_allow): a flow naming another is not loaded.
+        self.http_policy = http
         self.today = today or (lambda: datetime.now(ZoneInfo("Asia/Shanghai")).date())
         self.prompts = prompts
         self._flows: Mapping[str, Flow] = MappingProxyType({})
@@ -109,7 +116,7 @@ class FlowRegistry:
         except FileNotFoundError:
             self.calendars = MappingProxyType({})
         try:
-            good, problems = load_flows(self.folder)
+            good, problems = load_flows(self.folder, http=self.http_policy)
         except FlowError as exc:
             good, problems = {}, list(exc.problems)
         report.problems.extend(str(p) for p in problems)

@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from cc_core.ivr.flow import Flow, Prompt
+from cc_core.ivr.http_policy import DEFAULT_POLICY, HttpPolicy
 from cc_core.ivr.runtime import (
     AskDigits,
     AskKey,
@@ -45,8 +46,21 @@ class Simulation:
     outcome: str = ""
 
 
-def http_fetch(step: Fetch) -> dict[str, Any] | None:
-    """A blocking version of the driver's HTTP call (same rules: 200 + a JSON object)."""
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """A 3xx is an answer (a failure), never followed: the driver's rule (issue 11 item 8)."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirects, urllib.request.ProxyHandler({}))
+
+
+def http_fetch(step: Fetch, policy: HttpPolicy = DEFAULT_POLICY) -> dict[str, Any] | None:
+    """A blocking version of the driver's HTTP call (same rules: only a host ``policy`` allows,
+    no redirects, no cookies, 200 + a JSON object)."""
+    if policy.refusal(step.url) is not None:
+        return None
     data = None
     url = step.url
     if step.method == "POST":
@@ -55,7 +69,7 @@ def http_fetch(step: Fetch) -> dict[str, Any] | None:
         url = f"{url}?{urllib.parse.urlencode(dict(step.values))}"
     request = urllib.request.Request(url, data=data, method=step.method, headers={"Content-Type": "application/json"})  # noqa: S310
     try:
-        with urllib.request.urlopen(request, timeout=step.timeout) as answer:  # noqa: S310 - admin-given URL
+        with _OPENER.open(request, timeout=step.timeout) as answer:
             body = json.loads(answer.read(64 * 1024).decode("utf-8"))
     except (OSError, ValueError, urllib.error.URLError):
         return None

@@ -41,6 +41,7 @@ from cc_core.ivr.flow import (
     Transfer,
     Voicemail,
 )
+from cc_core.ivr.http_policy import HttpPolicy
 
 # Caps on admin-set numbers: beyond them a caller sits in silence or is stuck retrying.
 MAX_WAIT_SECONDS = 60.0
@@ -99,14 +100,16 @@ def validate(
     prompts_dir: Path | None = None,
     known_flows: AbstractSet[str] | None = None,
     known_calendars: AbstractSet[str] | None = None,
+    http: HttpPolicy | None = None,
 ) -> list[Problem]:
     """Every problem of ``flow``, sorted by line; an empty list means callers can be put through it.
 
     ``prompts_dir``: where ``{file: …}`` prompts must exist (not checked when None).
     ``known_flows``: flow names a ``goto: {flow: …}`` may name (not checked when None).
     ``known_calendars``: calendar names a ``time_switch`` may use (not checked when None).
+    ``http``: the hosts ``http`` nodes may call, ``[ivr] http_allow`` (not checked when None).
     """
-    checker = _Checker(flow, prompts_dir, known_flows, known_calendars)
+    checker = _Checker(flow, prompts_dir, known_flows, known_calendars, http)
     checks: list[Callable[[], None]] = [
         checker.check_header,
         checker.check_nodes,
@@ -133,11 +136,13 @@ class _Checker:
         prompts_dir: Path | None,
         known_flows: AbstractSet[str] | None,
         known_calendars: AbstractSet[str] | None,
+        http: HttpPolicy | None = None,
     ) -> None:
         self.flow = flow
         self.prompts_dir = prompts_dir
         self.known_flows = known_flows
         self.known_calendars = known_calendars
+        self.http = http
         self.problems: list[Problem] = []
 
     # --- helpers ---
@@ -455,6 +460,11 @@ class _Checker:
             self.add(url, f"url must start with http:// or https://, not '{node.url[:60]}'")
         elif not host:
             self.add(url, f"url '{node.url[:60]}' has no host")
+        elif self.http is not None:
+            # The same rule the driver applies before each request (issue 11 item 8).
+            refused = self.http.refusal(node.url)
+            if refused is not None:
+                self.add(url, refused)
         if node.method not in HTTP_METHODS:
             self.add(join_path(base, "method"), f"method must be GET or POST, not '{node.method}'")
         for param in node.send:

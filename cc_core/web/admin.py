@@ -83,7 +83,7 @@ class FlowAdmin:
                     continue
                 (root / item.name).symlink_to(item.resolve())
             (root / f"{name}.yaml").write_bytes(data)
-            _flows, problems = load_flows(root)
+            _flows, problems = load_flows(root, http=self.registry.http_policy)
         # A problem in another file (one whose goto names this flow) counts too: publishing
         # this one would break it.
         found = [

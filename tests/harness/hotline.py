@@ -103,6 +103,7 @@ url = "{database_url}"
 flows_dir = "{flows}"
 watch_interval = 0.5
 demo_api_port = 0
+http_allow = ["127.0.0.1"]  # the test's own self-service server, on a free port
 
 [log]
 level = "DEBUG"

@@ -69,11 +69,12 @@ from cc_core.switch.process import read_pid
 from cc_core.switch.view import SwitchView
 from cc_core.web.admin import FlowAdmin
 from cc_core.web.api import add_api_routes
-from cc_core.web.control import make_control_app
+from cc_core.web.control import make_control_site
 from cc_core.web.frontend import add_frontend_routes
 from cc_core.web.health import make_app
+from cc_core.web.live import LIVE_KEY, LiveSockets
 from cc_core.web.recordings import ReplayContext
-from cc_core.web.security import AUTH_KEY, WebAuth, session_middleware
+from cc_core.web.security import AUTH_KEY, LoginLimiter, WebAuth, parse_networks, session_middleware
 from cc_core.web.workstation import Views
 
 BEIJING = ZoneInfo("Asia/Shanghai")
@@ -202,6 +203,7 @@ class Controller:
             command_timeout=ctl.agi_command_timeout,
         )
         self._runner: web.AppRunner | None = None
+        self._control: web.AppRunner | None = None
         self._demo: web.AppRunner | None = None
         self._ami_task: asyncio.Task[None] | None = None
         self._watch_task: asyncio.Task[None] | None = None
@@ -210,11 +212,23 @@ class Controller:
         self.scheduler = AsyncIOScheduler(timezone="Asia/Shanghai")
         # The web API's people and the recording archive (issues 5 and 6).
         self.sessions = sessions
+        # Password hashes get threads of their own, so no login flood can hold up the default
+        # executor the IVR's look-ups and the database use (issue 11 item 1; P1).
+        self._login_pool = ThreadPoolExecutor(max_workers=ctl.login_threads, thread_name_prefix="hotline-login")
         self.web_auth = WebAuth(
             UserStore(sessions),
             SessionStore(sessions, idle=SESSION_IDLE, lifetime=SESSION_LIFETIME),
             AuditLog(sessions),
             secure_cookie=ctl.web_secure_cookie,
+            limiter=LoginLimiter(
+                max_failures=ctl.login_max_failures,
+                window_s=ctl.login_window,
+                backoff_after=ctl.login_backoff_after,
+                backoff_max_s=ctl.login_backoff_max,
+            ),
+            hasher=self._login_pool,
+            max_concurrent=ctl.login_concurrency,
+            trusted_proxies=parse_networks(ctl.trusted_proxies),
         )
         self.archive = ArchiveConfig.from_settings(settings)
         self._archive_health: dict[str, Any] = {"last_verify": None, "last_archive": None}
@@ -347,18 +361,27 @@ class Controller:
                 self.save_queue,
             ),
         )
+        app[LIVE_KEY] = LiveSockets(ctl.live_sockets_per_session)
         add_frontend_routes(app)
-        app.add_subapp("/api/control/", make_control_app(self.acd, self.call_control, self._control_token))
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        try:
-            await web.TCPSite(self._runner, ctl.web_host, ctl.web_port).start()
-        except OSError as exc:
-            await self.agi.close(grace=0)
-            raise HotlineError(
-                f"cannot listen for the web page on {ctl.web_host}:{ctl.web_port} ({exc.strerror}); "
-                "stop the program using it or change [controller] web_port"
-            ) from exc
+        # The control endpoint and the whole health report: loopback only, never web_host.
+        self._control = web.AppRunner(
+            make_control_site(self.acd, self.call_control, self._control_token, self.health), access_log=None
+        )
+        await self._control.setup()
+        for runner, host, port, key, what in (
+            (self._runner, ctl.web_host, ctl.web_port, "web_port", "the web page"),
+            (self._control, "127.0.0.1", ctl.control_port, "control_port", "the control endpoint"),
+        ):
+            try:
+                await web.TCPSite(runner, host, port).start()
+            except OSError as exc:
+                await self.agi.close(grace=0)
+                raise HotlineError(
+                    f"cannot listen for {what} on {host}:{port} ({exc.strerror}); "
+                    f"stop the program using it or change [controller] {key}"
+                ) from exc
         await self._start_demo_api()
         self._ami_task = asyncio.create_task(self.ami.run(), name="ami-link")
         if self.settings.ivr.watch_interval > 0:
@@ -377,7 +400,11 @@ class Controller:
         pid_file.write_text(str(os.getpid()))
         log.info(
             "controller started",
-            extra={"agi_port": self.agi.port, "web": f"http://{ctl.web_host}:{ctl.web_port}/"},
+            extra={
+                "agi_port": self.agi.port,
+                "web": f"http://{ctl.web_host}:{ctl.web_port}/",
+                "control": f"http://127.0.0.1:{ctl.control_port}/api/control/",
+            },
         )
 
     def _schedule_archive(self) -> None:
@@ -587,9 +614,10 @@ class Controller:
         await self.agi.close()
         await self.acd.close()
         await self.entry.close()
-        for runner in (self._runner, self._demo):
+        for runner in (self._runner, self._control, self._demo):
             if runner is not None:
                 await runner.cleanup()
+        self._login_pool.shutdown(wait=False, cancel_futures=True)
         controller_pid_file(self.settings).unlink(missing_ok=True)
         await self.bus.drain()
         await asyncio.to_thread(self.writer.close)

@@ -105,8 +105,8 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
     up_file.write_text(json.dumps({"pid": os.getpid(), "started_switch": started}))
     ctl = settings.controller
     print(
-        f"hotline: controller on FastAGI {ctl.agi_host}:{ctl.agi_port}, web http://{ctl.web_host}:{ctl.web_port}/"
-        " — Ctrl-C or 'hotline down' stops it",
+        f"hotline: controller on FastAGI {ctl.agi_host}:{ctl.agi_port}, web http://{ctl.web_host}:{ctl.web_port}/,"
+        f" control http://127.0.0.1:{ctl.control_port}/api/control/ — Ctrl-C or 'hotline down' stops it",
         flush=True,
     )
     try:
@@ -139,11 +139,19 @@ def cmd_down(settings: Settings, _args: argparse.Namespace) -> int:
     return 0
 
 
+def control_url(settings: Settings, path: str) -> str:
+    """The controller's loopback-only control site (``[controller] control_port``), not the web port."""
+    return f"http://127.0.0.1:{settings.controller.control_port}/api/control/{path}"
+
+
 def fetch_health(settings: Settings, timeout: float = 3.0) -> dict[str, Any] | None:
-    ctl = settings.controller
-    url = f"http://{ctl.web_host}:{ctl.web_port}/health"
+    """The controller's whole health report (the control site, with the control token); None
+    when it does not answer. The web port's /health tells only up or down."""
+    request = urllib.request.Request(control_url(settings, "health"))  # noqa: S310 (see below)
+    request.add_header("Authorization", f"Bearer {load_or_create(settings).control_token}")
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as answer:
+        # Plain http to the controller on loopback, built from the settings, never a user's URL.
+        with urllib.request.urlopen(request, timeout=timeout) as answer:  # noqa: S310
             data: dict[str, Any] = json.loads(answer.read())
             return data
     except urllib.error.HTTPError as exc:
@@ -512,10 +520,9 @@ def control_request(settings: Settings, path: str, body: dict[str, Any] | None =
     """Send a command to the running controller's loopback endpoint with the control token."""
 
     token = load_or_create(settings).control_token
-    ctl = settings.controller
-    url = f"http://{ctl.web_host}:{ctl.web_port}/api/control/{path}"
+    url = control_url(settings, path)
     data = None if body is None else json.dumps(body, ensure_ascii=False).encode("utf-8")
-    request = urllib.request.Request(url, data=data, method="GET" if body is None else "POST")
+    request = urllib.request.Request(url, data=data, method="GET" if body is None else "POST")  # noqa: S310
     request.add_header("Authorization", f"Bearer {token}")
     request.add_header("Content-Type", "application/json")
     try:

@@ -72,6 +72,41 @@ class ControllerSettings(_Model):
     ami_backoff_initial: float = Field(default=0.5, gt=0)
     ami_backoff_max: float = Field(default=10.0, gt=0)
     ami_ping_interval: float = Field(default=5.0, gt=0)
+    # The control endpoint ('hotline agent …', token-protected) and the full health report
+    # ('hotline status'): always on 127.0.0.1, never on web_host (issue 11 item 8).
+    control_port: int = Field(default=8082, ge=1, le=65535)
+    # Reverse proxies (addresses or networks) whose X-Forwarded-For names the client for the
+    # login limit and the audit log; empty: the header is ignored (anyone can write it).
+    trusted_proxies: list[str] = Field(default_factory=list)
+    # Logins (issue 11 items 1 and 8): per client address at most login_max_failures failed
+    # attempts per login_window seconds; per user name, after login_backoff_after failures in a
+    # row, 1, 2, 4 … s between attempts (at most login_backoff_max), no lock-out; at most
+    # login_concurrency logins checked at once, their password hashes on login_threads threads
+    # of their own (argon2: 64 MiB each).
+    login_max_failures: int = Field(default=5, ge=1, le=1000)
+    login_window: float = Field(default=300.0, gt=0, le=86400)
+    login_backoff_after: int = Field(default=3, ge=1, le=100)
+    login_backoff_max: float = Field(default=30.0, ge=1, le=3600)
+    login_concurrency: int = Field(default=4, ge=1, le=64)
+    login_threads: int = Field(default=1, ge=1, le=8)
+    # Live-update WebSockets (/api/ws) one login session may hold open at once.
+    live_sockets_per_session: int = Field(default=5, ge=1, le=100)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxy_networks(cls, value: list[str]) -> list[str]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"trusted_proxies: {item!r} is not an IP address or network") from exc
+        return value
+
+    @model_validator(mode="after")
+    def _distinct_ports(self) -> ControllerSettings:
+        if self.control_port in (self.web_port, self.agi_port):
+            raise ValueError("control_port must differ from web_port and agi_port")
+        return self
 
 
 class DatabaseSettings(_Model):

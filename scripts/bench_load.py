@@ -209,6 +209,7 @@ http_port = {free_port()}
 [controller]
 agi_port = {free_port()}
 web_port = {free_port()}
+control_port = {free_port()}
 
 [database]
 url = "{db_url}"

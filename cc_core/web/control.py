@@ -1,5 +1,8 @@
 """The controller's command endpoint on loopback: agents' log-in, pause, wrap-up, and control of
-the call they are on (issue 4 items 1 and 6; T3, T4).
+the call they are on (issue 4 items 1 and 6; T3, T4), and the whole health report.
+
+It is served on a site of its own, ``127.0.0.1:[controller] control_port``, never on the web
+port the agents' LAN reaches (issue 11 item 8c): :func:`make_control_site`.
 
 ``hotline agent …`` talks to it; the web workstation (cc_core/web/workstation.py) calls the same
 :class:`~cc_core.acd.service.Acd` methods behind personal logins. Every request here carries
@@ -20,6 +23,7 @@ from aiohttp import web
 from cc_core.acd.callcontrol import CallControl
 from cc_core.acd.model import Agent
 from cc_core.acd.service import Acd, AgentError
+from cc_core.web.health import HEALTH_KEY, HealthHolder, HealthSource, health_full
 
 TOKEN_KEY = web.AppKey("control_token", str)
 ACD_KEY = web.AppKey("acd", Acd)
@@ -147,8 +151,9 @@ async def acd_status(request: web.Request) -> web.Response:
     return web.json_response(request.app[ACD_KEY].snapshot())
 
 
-def make_control_app(acd: Acd, calls: CallControl, token: str) -> web.Application:
-    """The sub-application mounted at ``/api/control`` on the controller's web port."""
+def make_control_app(acd: Acd, calls: CallControl, token: str, health: HealthSource | None = None) -> web.Application:
+    """The sub-application mounted at ``/api/control`` (every route behind the token); with
+    ``health``, the whole health report at ``/api/control/health``."""
     app = web.Application(middlewares=[_auth], client_max_size=MAX_BODY)
     app[TOKEN_KEY] = token
     app[ACD_KEY] = acd
@@ -156,4 +161,14 @@ def make_control_app(acd: Acd, calls: CallControl, token: str) -> web.Applicatio
     app.router.add_post("/agents/{agent}/call/{action}", call_action)
     app.router.add_post("/agents/{agent}/{action}", agent_action)
     app.router.add_get("/acd", acd_status)
+    if health is not None:
+        app[HEALTH_KEY] = HealthHolder(health)
+        app.router.add_get("/health", health_full)
     return app
+
+
+def make_control_site(acd: Acd, calls: CallControl, token: str, health: HealthSource) -> web.Application:
+    """The loopback-only site's application: ``/api/control/…`` and nothing else."""
+    site = web.Application(client_max_size=MAX_BODY)
+    site.add_subapp("/api/control/", make_control_app(acd, calls, token, health))
+    return site

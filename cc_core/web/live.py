@@ -11,6 +11,11 @@ The session is checked again every :data:`SESSION_CHECK_S`: when it has ended (l
 disabled, past its lifetime) the page gets ``{"type": "expired"}`` and the socket closes with
 code 4401, so the page asks for the password again without losing what was typed. An open
 page counts as activity for the session's idle timer.
+
+One login session holds at most ``[controller] live_sockets_per_session`` sockets at once
+(issue 11 item 8e): each costs a loop task and database reads every few seconds, so a stolen or
+scripted session must not open thousands. One more is accepted, told ``{"type": "refused"}``
+and closed with code 4429 (the page then falls back to polling, as when the socket is down).
 """
 
 from __future__ import annotations
@@ -32,6 +37,33 @@ TICK_S = 0.5
 HEARTBEAT_S = 5.0
 SESSION_CHECK_S = 15.0
 EXPIRED_CLOSE_CODE = 4401
+TOO_MANY_CLOSE_CODE = 4429
+
+
+class LiveSockets:
+    """Open live sockets per login session (by the cookie's token), and the cap on them."""
+
+    def __init__(self, per_session: int = 5) -> None:
+        self.per_session = per_session
+        self.open: dict[str, int] = {}
+
+    def take(self, token: str) -> bool:
+        """Count one more socket for ``token``; False (nothing counted) when it has its cap."""
+        count = self.open.get(token, 0)
+        if count >= self.per_session:
+            return False
+        self.open[token] = count + 1
+        return True
+
+    def give_back(self, token: str) -> None:
+        count = self.open.get(token, 0) - 1
+        if count > 0:
+            self.open[token] = count
+        else:
+            self.open.pop(token, None)
+
+
+LIVE_KEY = web.AppKey("live_sockets", LiveSockets)
 
 
 def _payload(views: Views, role: str, agent_id: str | None) -> dict[str, Any]:
@@ -56,8 +88,26 @@ async def live(request: web.Request) -> web.StreamResponse:
         raise web.HTTPForbidden(text=dumps({"error": "跨站连接被拒绝 (cross-site WebSocket refused)"}))
     auth = request.app[AUTH_KEY]
     token = request.cookies.get(SESSION_COOKIE, "")
+    sockets = request.app[LIVE_KEY]
     ws = web.WebSocketResponse(heartbeat=30.0, max_msg_size=4096)
-    await ws.prepare(request)
+    if not sockets.take(token):  # checked and counted before any await
+        await ws.prepare(request)
+        await ws.send_str(
+            dumps(
+                {
+                    "type": "refused",
+                    "error": f"此登录已打开 {sockets.per_session} 个实时连接 "
+                    f"(this session already has {sockets.per_session} live sockets open)",
+                }
+            )
+        )
+        await ws.close(code=TOO_MANY_CLOSE_CODE, message=b"too many live sockets for this session")
+        return ws
+    try:
+        await ws.prepare(request)
+    except BaseException:
+        sockets.give_back(token)
+        raise
 
     def key() -> tuple[Any, ...]:
         return views.agent_key(agent_id) if role == "agent" and agent_id else views.wallboard_key()
@@ -96,10 +146,13 @@ async def live(request: web.Request) -> web.StreamResponse:
     except Exception:
         log.exception("live update socket failed", extra={"user": view.user.username})
     finally:
+        sockets.give_back(token)
         if not ws.closed:
             await ws.close()
     return ws
 
 
-def add_live_routes(app: web.Application) -> None:
+def add_live_routes(app: web.Application, per_session: int = 5) -> None:
+    """``/api/ws``; the controller replaces ``app[LIVE_KEY]`` with its settings' cap."""
+    app[LIVE_KEY] = LiveSockets(per_session)
     app.router.add_get("/api/ws", live)

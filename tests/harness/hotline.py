@@ -92,6 +92,7 @@ http_port = {free_port()}
 agi_port = {free_port()}
 agi_watchdog = 5
 web_port = {free_port()}
+control_port = {free_port()}
 ami_backoff_initial = 0.2
 ami_backoff_max = 1.0
 ami_ping_interval = 2.0

@@ -8,6 +8,7 @@ own caller numbers (the call history steers returning callers), and waits on the
 
 from __future__ import annotations
 
+import json
 import signal
 import time
 from datetime import UTC, date, datetime
@@ -364,13 +365,23 @@ def test_control_endpoint_needs_the_token(acd: Hotline) -> None:
 
     ctl = acd.settings.controller
     request = urllib.request.Request(
-        f"http://{ctl.web_host}:{ctl.web_port}/api/control/agents/1001/login", data=b"{}", method="POST"
+        f"http://127.0.0.1:{ctl.control_port}/api/control/agents/1001/login", data=b"{}", method="POST"
     )
     request.add_header("Authorization", "Bearer wrong")
     with pytest.raises(urllib.error.HTTPError) as caught:
         urllib.request.urlopen(request, timeout=5)
     assert caught.value.code == 401
     assert agent_state(acd, "1001")["state"] == "offline"
+    # The web port, which the LAN reaches, serves neither the control endpoint (not even with
+    # the right token) nor the health report's details (issue 11 item 8c, 8d).
+    token = acd.secrets.control_token
+    web = f"http://127.0.0.1:{ctl.web_port}"
+    request = urllib.request.Request(f"{web}/api/control/acd", headers={"Authorization": f"Bearer {token}"})
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        urllib.request.urlopen(request, timeout=5)
+    assert caught.value.code == 404
+    with urllib.request.urlopen(f"{web}/health", timeout=5) as answer:
+        assert json.loads(answer.read()) == {"ok": True, "status": "ok"}
 
 
 # ---- the controller's links failing mid-call (item 11) ---------------------------------------------

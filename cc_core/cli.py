@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import logging
 import os
@@ -244,14 +245,70 @@ def _load_ivr(settings: Settings, folder: Path | None) -> tuple[Any, Any, list[s
         problems.append(str(exc))
     except FileNotFoundError:
         pass
-    flows, flow_problems = load_flows(folder)
+    flows, flow_problems = load_flows(folder, http=_http_policy(settings))
     problems.extend(str(p) for p in flow_problems)
     return flows, calendars, problems
 
 
+def _http_policy(settings: Settings) -> Any:
+    """The hosts IVR http nodes may call, ``[ivr] http_allow`` (checked by validate and --http)."""
+    from cc_core.ivr.http_policy import HttpPolicy
+
+    return HttpPolicy.of(settings.ivr.http_allow)
+
+
+def _validate_files(settings: Settings, names: list[str], folder: Path | None) -> int:
+    """``hotline ivr validate FILE…``: check exactly the files given, each as if published into
+    the flows folder (its prompts, calendars and other flows); a folder is checked whole and a
+    file under ``calendars/`` as a calendar. Exit 1 if any has a problem."""
+    from cc_core.ivr.calendar import CalendarError, load_calendar
+    from cc_core.ivr.loader import check_file
+
+    folder = folder or settings.flows_path
+    problems: list[str] = []
+    for name in names:
+        path = Path(name)
+        if not path.exists():
+            raise HotlineError(
+                f"找不到文件 {name} (no such file: {name}; give flow files such as ivr_flows/main.yaml, "
+                "or no file to check the whole flows folder)"
+            )
+        if path.is_dir():
+            flows, _calendars, found = _load_ivr(settings, path)
+            problems.extend(found)
+            for line in found:
+                print(line)
+            for flow_name, flow in sorted(flows.items()):
+                print(f"ok: {flow.source}: flow {flow_name} ({len(flow.nodes)} nodes, start {flow.start})")
+            continue
+        if path.parent.name == "calendars":
+            try:
+                calendar = load_calendar(path)
+            except CalendarError as exc:
+                problems.append(str(exc))
+                print(exc)
+            else:
+                print(f"ok: {path}: calendar {path.stem} ({len(calendar.holidays)} holidays)")
+            continue
+        flow, found_in_file = check_file(path, folder, http=_http_policy(settings))
+        for problem in found_in_file:
+            problems.append(str(problem))
+            print(problem)
+        if flow is not None:
+            print(f"ok: {path}: flow {flow.name} ({len(flow.nodes)} nodes, start {flow.start})")
+    if problems:
+        print(f"hotline: {len(problems)} problem(s); a flow with problems is not loaded", file=sys.stderr)
+    return 1 if problems else 0
+
+
 def cmd_ivr(settings: Settings, args: argparse.Namespace) -> int:
     if args.action == "reload":
+        if args.flow:
+            given = " ".join(args.flow)
+            raise HotlineError(f"reload 不带参数 (reload takes no argument, got {given}): it reloads every flow")
         return _reload_flows(settings)
+    if args.action == "validate" and args.flow:
+        return _validate_files(settings, args.flow, args.dir)
     flows, calendars, problems = _load_ivr(settings, args.dir)
     if args.action == "validate":
         for line in problems:
@@ -261,7 +318,9 @@ def cmd_ivr(settings: Settings, args: argparse.Namespace) -> int:
         if problems:
             print(f"hotline: {len(problems)} problem(s); flows with problems are not loaded", file=sys.stderr)
         return 1 if problems else 0
-    name = args.flow
+    if len(args.flow) > 1:
+        raise HotlineError(f"只能指定一个流程 (name one flow, not {len(args.flow)}: 'hotline ivr {args.action} main')")
+    name = args.flow[0] if args.flow else ""
     if not name:
         raise HotlineError("name the flow, e.g. 'hotline ivr graph main'")
     if name not in flows:
@@ -280,7 +339,9 @@ def cmd_ivr(settings: Settings, args: argparse.Namespace) -> int:
 
     at = _parse_at(args.at)
     inputs = [d.strip() for d in args.digits.split(",")] if args.digits else []
-    result = simulate(flows, name, inputs, calendars, at, http_fetch if args.http else None)
+    policy = _http_policy(settings)
+    fetch = functools.partial(http_fetch, policy=policy) if args.http else None
+    result = simulate(flows, name, inputs, calendars, at, fetch)
     print(f"流程 {name}，时间 {at:%Y-%m-%d %H:%M}，输入 {','.join(inputs) or '(无)'}")
     for line in result.lines:
         print(line)
@@ -616,7 +677,12 @@ def build_parser() -> argparse.ArgumentParser:
     db.set_defaults(func=cmd_db)
     ivr = sub.add_parser("ivr", help="IVR flows: validate, graph, simulate, reload")
     ivr.add_argument("action", choices=["validate", "graph", "simulate", "reload"])
-    ivr.add_argument("flow", nargs="?", help="the flow's name (graph, simulate)")
+    ivr.add_argument(
+        "flow",
+        nargs="*",
+        help="graph, simulate: the flow's name; validate: the flow (or calendar) files to check, "
+        "each as if published into the flows folder (none: the whole folder)",
+    )
     ivr.add_argument("--dir", type=Path, help="flows folder (default: [ivr] flows_dir)")
     ivr.add_argument("--digits", default="", help="simulate: the caller's inputs, e.g. 1,2,9 (t = no key)")
     ivr.add_argument("--at", help='simulate: the time of the call, e.g. "2026-10-01 10:00" (Beijing)')

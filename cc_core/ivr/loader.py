@@ -14,8 +14,10 @@ depth, prompts) is checked by :mod:`cc_core.ivr.validator`; :func:`load_flows` r
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
+import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,7 +48,7 @@ from cc_core.ivr.flow import (
 from cc_core.ivr.http_policy import HttpPolicy
 from cc_core.ivr.validator import Problem, join_path, suggest, validate
 
-__all__ = ["MAX_FILE_BYTES", "FlowError", "Problem", "load_flow", "load_flows", "parse_flow"]
+__all__ = ["MAX_FILE_BYTES", "FlowError", "Problem", "check_file", "load_flow", "load_flows", "parse_flow"]
 
 MAX_FILE_BYTES = 256 * 1024
 # A valid flow nests 6 levels (nodes → node → menu → choices …); 20 leaves room and stops abuse.
@@ -167,6 +169,38 @@ def load_flows(folder: Path, *, http: HttpPolicy | None = None) -> tuple[dict[st
         else:
             flows[flow.name] = flow
     return flows, problems
+
+
+def check_file(path: Path, folder: Path, *, http: HttpPolicy | None = None) -> tuple[Flow | None, list[Problem]]:
+    """Validate the one flow file ``path`` as if it were published into ``folder``.
+
+    What ``hotline ivr validate some.yaml`` runs: the file is checked with everything a flow of
+    ``folder`` is checked against — its prompts, calendars and the other flows a ``goto`` may
+    name — wherever the file itself lies (a draft in another folder, or one of ``folder``'s own
+    flows). A file of the same name in ``folder`` is left out: the new text takes its place.
+    Returns the flow (None if it has problems) and its problems, which name ``path``.
+    """
+    if path.suffix != ".yaml":
+        return None, [Problem(path, 1, "", "flow files end in .yaml; this file would not be loaded")]
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        return None, [Problem(path, 1, "", f"cannot read the file: {exc.strerror or exc}")]
+    with tempfile.TemporaryDirectory(prefix="hotline-flow-check-") as scratch:
+        root = Path(scratch)
+        if folder.is_dir():
+            for item in folder.iterdir():
+                if item.name in (path.name, f"{path.stem}.yml") or item.name.startswith("."):
+                    continue
+                (root / item.name).symlink_to(item.resolve())
+        copy = root / path.name
+        copy.write_bytes(data)
+        flows, problems = load_flows(root, http=http)
+        mine = [dataclasses.replace(p, file=path) for p in problems if p.file == copy]
+    flow = flows.get(path.stem)
+    if mine or flow is None:
+        return None, mine
+    return dataclasses.replace(flow, source=path), []
 
 
 def _parse(data: bytes, source: Path, problems: list[Problem]) -> Flow | None:

@@ -75,3 +75,87 @@ def test_simulate_unknown_flow_and_bad_time(tmp_path: Path) -> None:
     assert unknown.returncode == 2 and "not loadable" in unknown.stderr
     bad = hotline("ivr", "simulate", "main", "--at", "yesterday", home=tmp_path)
     assert bad.returncode == 2 and "--at" in bad.stderr
+
+
+# --- `hotline ivr validate FILE` checks the file given (issue 11, "also found") ---------------------
+
+BROKEN_FLOW = """flow: draft
+title: 草稿
+start: main_menu
+nodes:
+  main_menu:
+    menu:
+      prompt: "咨询请按1。"
+      choices:
+        "1": consul
+      on_fail: bye
+  bye:
+    hangup: "再见。"
+"""
+
+
+def test_validate_a_broken_file_reports_its_problems_and_fails(tmp_path: Path) -> None:
+    draft = tmp_path / "draft.yaml"
+    draft.write_text(BROKEN_FLOW, encoding="utf-8")
+    result = hotline("ivr", "validate", str(draft), home=tmp_path)
+    # On the old code: the shipped folder was validated instead, "ok" for main, exit 0.
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.stdout.splitlines() == [
+        f"{draft}:9: nodes.main_menu.menu.choices.\"1\": target 'consul' does not exist",
+    ]
+    assert "1 problem(s)" in result.stderr
+    assert "flow main" not in result.stdout
+
+
+def test_validate_a_good_file_checks_it_against_the_flows_folder(tmp_path: Path) -> None:
+    draft = tmp_path / "draft.yaml"
+    good = BROKEN_FLOW.replace("consul", "to_main").replace("  bye:\n", "  to_main:\n    goto: {flow: main}\n  bye:\n")
+    draft.write_text(good, encoding="utf-8")
+    result = hotline("ivr", "validate", str(draft), home=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.splitlines() == [f"ok: {draft}: flow draft (3 nodes, start main_menu)"]
+    # A goto to a flow the folder does not have is a problem of that file.
+    draft.write_text(good.replace("{flow: main}", "{flow: mian}"), encoding="utf-8")
+    result = hotline("ivr", "validate", str(draft), home=tmp_path)
+    assert result.returncode == 1 and "flow 'mian' does not exist (did you mean 'main'?)" in result.stdout
+
+
+def test_validate_a_shipped_file_and_a_calendar_by_name(tmp_path: Path) -> None:
+    main, calendar = REPO / "ivr_flows" / "main.yaml", REPO / "ivr_flows" / "calendars" / "beijing.yaml"
+    result = hotline("ivr", "validate", str(main), str(calendar), home=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert len(lines) == 2
+    assert lines[0].startswith(f"ok: {main}: flow main (")
+    assert lines[1].startswith(f"ok: {calendar}: calendar beijing (")
+
+
+def test_validate_refuses_a_missing_file_and_a_wrong_extension(tmp_path: Path) -> None:
+    missing = hotline("ivr", "validate", str(tmp_path / "nope.yaml"), home=tmp_path)
+    assert missing.returncode == 2 and f"no such file: {tmp_path / 'nope.yaml'}" in missing.stderr
+    yml = tmp_path / "draft.yml"
+    yml.write_text(BROKEN_FLOW, encoding="utf-8")
+    wrong = hotline("ivr", "validate", str(yml), home=tmp_path)
+    assert wrong.returncode == 1
+    assert wrong.stdout.splitlines() == [f"{yml}:1: flow files end in .yaml; this file would not be loaded"]
+
+
+def test_validate_a_file_with_a_host_not_allowed(tmp_path: Path) -> None:
+    draft = tmp_path / "draft.yaml"
+    flow = BROKEN_FLOW.replace('"1": consul', '"1": ask').replace(
+        "  bye:\n", '  ask:\n    http: {url: "https://10.9.8.7/q", next: bye, on_error: bye}\n  bye:\n'
+    )
+    draft.write_text(flow, encoding="utf-8")
+    result = hotline("ivr", "validate", str(draft), home=tmp_path)
+    assert result.returncode == 1
+    assert result.stdout.splitlines() == [
+        f"{draft}:12: nodes.ask.http.url: 主机 10.9.8.7:443 不在允许列表中 "
+        "(host 10.9.8.7:443 is not in [ivr] http_allow of hotline.toml: 127.0.0.1:8090)"
+    ]
+
+
+def test_graph_takes_one_flow_and_reload_no_argument(tmp_path: Path) -> None:
+    two = hotline("ivr", "graph", "main", "holiday", home=tmp_path)
+    assert two.returncode == 2 and "name one flow, not 2" in two.stderr
+    reload = hotline("ivr", "reload", "main.yaml", home=tmp_path)
+    assert reload.returncode == 2 and "reload takes no argument" in reload.stderr

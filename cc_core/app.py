@@ -194,6 +194,7 @@ class Controller:
             self.acd.agent_store,
             self.callbacks,
             queue_titles={q.name: q.title or q.name for q in settings.queues},
+            flows=self.registry.snapshot,
         )
         self._control_token = secrets.control_token
         self.agi = FastAgiServer(

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
@@ -30,6 +30,8 @@ from cc_core.acd.service import Acd, AgentError
 from cc_core.acd.store import AgentStore
 from cc_core.calls.callbacks import CallbackStore
 from cc_core.calls.store import CallStore, beijing_day, beijing_day_bounds
+from cc_core.ivr.flow import Flow
+from cc_core.ivr.labels import path_labels
 from cc_core.logs import mask_personal_data
 from cc_core.web.security import current, json_error, read_json, requires
 
@@ -54,6 +56,16 @@ def _iso(at: datetime | None) -> str | None:
     return at.isoformat() if at is not None else None
 
 
+def _ivr_path(steps: Sequence[tuple[datetime, str, str, str]], flows: Mapping[str, Flow]) -> list[dict[str, Any]]:
+    """The call's IVR path for the pop-up: each step with the words an agent reads (``label``:
+    what the caller chose, from the menus' prompts) beside its ids (shown on hover)."""
+    labels = path_labels(flows, [(flow, node, kind) for _at, flow, node, kind in steps])
+    return [
+        {"at": _iso(at), "flow": flow, "node": node, "kind": kind, "label": label}
+        for (at, flow, node, kind), label in zip(steps, labels, strict=True)
+    ]
+
+
 @dataclass
 class Views:
     """Builds what the agent's screen and the wallboard show, from the ACD and the records."""
@@ -65,6 +77,9 @@ class Views:
     callbacks: CallbackStore
     queue_titles: dict[str, str] = field(default_factory=dict)
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    # The flows now served (FlowRegistry.snapshot): the pop-up labels the IVR path with the
+    # words of the menus the caller chose from (cc_core/ivr/labels.py).
+    flows: Callable[[], Mapping[str, Flow]] = lambda: {}
     _figures: tuple[float, dict[str, Any]] | None = None
 
     # ---- the agent ----------------------------------------------------------------------------
@@ -166,10 +181,7 @@ class Views:
             "arrived_at": _iso(record.arrived_at) if record else None,
             "connected_at": _iso(record.connected_at) if record else None,
             "ringing": ringing,
-            "ivr_path": [
-                {"at": _iso(at), "flow": flow, "node": node, "kind": kind}
-                for at, flow, node, kind in self.calls.ivr_path(uniqueid)
-            ],
+            "ivr_path": _ivr_path(self.calls.ivr_path(uniqueid), self.flows()),
             "history": [
                 {
                     "uniqueid": h.uniqueid,

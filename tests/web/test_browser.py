@@ -152,6 +152,9 @@ def test_agent_takes_a_call_and_the_wallboard_follows(
     nodes = agent.locator('[data-test="ivr-node"]')
     expect(nodes).to_have_count(len(path))
     assert [nodes.nth(i).get_attribute("data-node") for i in range(len(path))] == path
+    # The words of the flow, not the node ids (issue 11); the ids are on hover.
+    assert [nodes.nth(i).inner_text().strip() for i in range(len(path))] == ["播放提示", "排队转人工"]
+    assert "hello" in (nodes.nth(0).get_attribute("title") or "")
     expect(state).to_have_attribute("data-state", "on_call")
     agent_row = board.locator('[data-test="wb-agent"][data-agent="1001"]')
     expect(agent_row.get_by_test_id("wb-agent-state")).to_have_attribute("data-state", "on_call")

@@ -65,7 +65,7 @@ from cc_core.switch.ami import AmiLink
 from cc_core.switch.config import render_hotline
 from cc_core.switch.fastagi import AgiSession, FastAgiServer
 from cc_core.switch.instance import Instance
-from cc_core.switch.process import read_pid
+from cc_core.switch.process import Switch, read_pid
 from cc_core.switch.view import SwitchView
 from cc_core.web.admin import FlowAdmin
 from cc_core.web.api import add_api_routes
@@ -122,7 +122,6 @@ class Controller:
             backoff_initial=ctl.ami_backoff_initial,
             backoff_max=ctl.ami_backoff_max,
             ping_interval=ctl.ami_ping_interval,
-            filter_events=True,
         )
         self.engine = make_engine(settings.database_url)
         sessions = make_sessionmaker(self.engine)
@@ -521,9 +520,7 @@ class Controller:
         with the new password; calls in progress are not touched. KeyError: no such agent."""
         secrets, password = await asyncio.to_thread(rotate_agent_password, self.settings, agent_id)
         await asyncio.to_thread(render_hotline, self.settings, secrets)
-        answer = await self.ami.action({"Action": "Command", "Command": "module reload res_pjsip.so"})
-        if str(answer.get("Response", "")) not in ("Success", "Follows"):
-            raise HotlineError(f"the switch did not reload its SIP accounts: {answer.get('Message', '')}")
+        await self._reload_sip_accounts()
         log.info("agent SIP password replaced", extra={"agent": agent_id})
         return password
 
@@ -542,10 +539,14 @@ class Controller:
         secrets = await asyncio.to_thread(load_or_create, settings)
         if switch:
             await asyncio.to_thread(render_hotline, settings, secrets)
-            answer = await self.ami.action({"Action": "Command", "Command": "module reload res_pjsip.so"})
-            if str(answer.get("Response", "")) not in ("Success", "Follows"):
-                raise HotlineError(f"the switch did not reload its SIP accounts: {answer.get('Message', '')}")
+            await self._reload_sip_accounts()
         return secrets
+
+    async def _reload_sip_accounts(self) -> None:
+        """Reload the switch's PJSIP config (agents' accounts) through the CLI's root-only control
+        socket: the controller's AMI user has no ``command`` class (issue 11 item 5)."""
+        switch = Switch(self.instance, switch_pid_file(self.settings))
+        await asyncio.to_thread(switch.reload_module, "res_pjsip.so")
 
     async def save_agent(self, agent_id: str, fields: dict[str, Any], create: bool) -> str | None:
         """Add or change an agent from the admin page; a new agent's SIP password is returned

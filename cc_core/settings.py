@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import tomllib
+import unicodedata
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -28,6 +30,42 @@ def _no_duplicates(label: str, keys: list[str]) -> None:
         raise ValueError(f"duplicate {label}: {', '.join(sorted(seen))}")
 
 
+# Characters no value written into the switch's config may hold (issue 11 item 2): a line break
+# (or any control character) starts a new line, even a new [section], of pjsip.conf; ';' starts a
+# comment, '[' ']' a section, '"' ends a quoted caller-ID name, '\\' escapes.
+SWITCH_TEXT_FORBIDDEN = frozenset(';[]"\\')
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_HOSTNAME = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*$")
+
+
+def switch_text(value: str, zh: str, en: str) -> str:
+    """``value`` if it may be written into the switch's config as text; ValueError naming the
+    field (``zh``, then ``en`` in parentheses).
+
+    Refused: control characters (Unicode categories Cc, Cf, Zl, Zp: CR, LF, NUL, NEL, U+2028 …)
+    and any of ``; [ ] " \\``. Chinese and other letters, digits, spaces and punctuation pass.
+    """
+    for char in value:
+        if unicodedata.category(char) in ("Cc", "Cf", "Zl", "Zp") or char in SWITCH_TEXT_FORBIDDEN:
+            raise ValueError(
+                f'{zh}不能含控制字符或 ; [ ] " \\ 中的字符 ({en} may not hold control characters or any of '
+                f'; [ ] " \\, found {char!r})'
+            )
+    return value
+
+
+def host_name(value: str, what: str) -> str:
+    """``value`` if it is an IP address or a DNS host name (it is written into the switch's config)."""
+    try:
+        ipaddress.ip_address(value)
+        return value
+    except ValueError:
+        pass
+    if not _HOSTNAME.match(value):
+        raise ValueError(f"{what} 须为 IP 地址或主机名 ({what} must be an IP address or a host name, got {value!r})")
+    return value
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -44,6 +82,15 @@ class SwitchSettings(_Model):
     ami_port: int = Field(default=5038, ge=1, le=65535)
     http_port: int = Field(default=8088, ge=1, le=65535)
     start_timeout: float = Field(default=30.0, gt=0)
+
+    @field_validator("sip_bind")
+    @classmethod
+    def _sip_bind_address(cls, value: str) -> str:
+        try:
+            ipaddress.ip_address(value)
+        except ValueError as exc:
+            raise ValueError(f"sip_bind 须为 IP 地址 (sip_bind must be an IP address, got {value!r})") from exc
+        return value
 
     @model_validator(mode="after")
     def _rtp_range(self) -> SwitchSettings:
@@ -91,6 +138,11 @@ class ControllerSettings(_Model):
     login_threads: int = Field(default=1, ge=1, le=8)
     # Live-update WebSockets (/api/ws) one login session may hold open at once.
     live_sockets_per_session: int = Field(default=5, ge=1, le=100)
+
+    @field_validator("agi_host")
+    @classmethod
+    def _agi_host_name(cls, value: str) -> str:
+        return host_name(value, "agi_host")
 
     @field_validator("trusted_proxies")
     @classmethod
@@ -157,6 +209,12 @@ class AgentSettings(_Model):
     # least_occupied strategy. 0: phone only.
     chat_capacity: int = Field(default=0, ge=0, le=10)
 
+    @field_validator("name")
+    @classmethod
+    def _name_for_the_switch(cls, value: str) -> str:
+        # The name is the agent's SIP caller-ID name in pjsip.conf (issue 11 item 2).
+        return switch_text(value, "坐席姓名", "an agent's name")
+
 
 class TrunkSettings(_Model):
     """A carrier trunk: calls from these addresses are treated as inbound citizens' calls."""
@@ -175,6 +233,12 @@ class TrunkSettings(_Model):
             except ValueError as exc:
                 raise ValueError(f"{item!r} is not an IP address or network") from exc
         return value
+
+    @field_validator("host")
+    @classmethod
+    def _host_name(cls, value: str | None) -> str | None:
+        # Written into pjsip.conf as the trunk's contact (issue 11 item 2).
+        return None if value is None else host_name(value, "host")
 
 
 class NumberSettings(_Model):

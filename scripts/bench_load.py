@@ -95,11 +95,19 @@ from cc_core.ivr.flow import Prompt  # noqa: E402
 from cc_core.ivr.prompts import PromptLibrary  # noqa: E402
 from cc_core.ivr.runtime import SURVEY_PROMPT  # noqa: E402
 from cc_core.switch.ami import AmiLink, AmiUnavailable  # noqa: E402
-from cc_core.switch.config import TEMPLATE_DIR, base_values, hold_music, hotline_values, render, render_tree  # noqa: E402
+from cc_core.switch.config import (  # noqa: E402
+    TEMPLATE_DIR,
+    Block,
+    base_values,
+    hold_music,
+    hotline_values,
+    render,
+    render_tree,
+)
 from cc_core.switch.instance import INSTANCES_INSIDE  # noqa: E402
 from cc_core.switch.process import Ports, pid_alive  # noqa: E402
 from tests.harness.flows import write_calendar  # noqa: E402
-from tests.harness.hotline import Hotline, switch_root  # noqa: E402
+from tests.harness.hotline import HARNESS_AMI_USER, Hotline, switch_root  # noqa: E402
 from tests.harness.ports import CC_RTP, HIGH, LOW, WORLD_RTP, free_port  # noqa: E402
 from tests.harness.world import WORLD_TEMPLATES, World  # noqa: E402
 
@@ -315,9 +323,11 @@ class BenchWorld(World):
             **self.behaviour,
         }
         partial = (WORLD_TEMPLATES / "pjsip.phone.conf").read_text(encoding="utf-8")
-        values["phones"] = "\n".join(
-            render(partial, {**values, "agent": a, "agent_password": p}, "pjsip.phone.conf")
-            for a, p in self.agents.items()
+        values["phones"] = Block(
+            "\n".join(
+                render(partial, {**values, "agent": a, "agent_password": p}, "pjsip.phone.conf")
+                for a, p in self.agents.items()
+            )
         )
         render_tree([TEMPLATE_DIR, WORLD_TEMPLATES, TEMPLATES / "world"], self.instance, values)
         hold_music(self.instance.host_dir / "moh" / "hold.wav")
@@ -557,8 +567,10 @@ class Bench:
         self.world = world
         await asyncio.to_thread(hotline.start_switch)
         await asyncio.to_thread(world.start_switch)
+        # The harness's AMI user (every event, Filter allowed): the controller's own user has
+        # only the classes and events the controller uses (issue 11 item 5).
         self.cc = await self._link(
-            hotline.settings.switch.ami_port, hotline.secrets.ami_user, hotline.secrets.ami_secret, "contact center"
+            hotline.settings.switch.ami_port, HARNESS_AMI_USER, hotline.harness_ami_secret, "contact center"
         )
         self.world_ami = await self._link(world.ami_port, "world", world.ami_secret, "world")
         await self._wait_phones()

@@ -18,7 +18,7 @@ from cc_core.switch.process import pid_alive
 from tests.harness.acd import all_offline, cancel_callbacks
 from tests.harness.ami import AmiPeer
 from tests.harness.flows import prepare_flows
-from tests.harness.hotline import WORLD_PHONES, Hotline, switch_root, write_settings
+from tests.harness.hotline import HARNESS_AMI_USER, WORLD_PHONES, Hotline, switch_root, write_settings
 from tests.harness.loop import LoopThread
 from tests.harness.ports import free_port
 from tests.harness.selfservice import SelfService
@@ -84,7 +84,8 @@ def hotline(chroot: Path, tmp_path_factory: pytest.TempPathFactory, selfservice:
 @pytest.fixture(scope="session")
 def cc_ami(hotline: Hotline, loop: LoopThread) -> Iterator[AmiPeer]:
     """The test's own AMI view of the contact-center switch (to wait for its events)."""
-    peer = AmiPeer(loop, hotline.settings.switch.ami_port, hotline.secrets.ami_user, hotline.secrets.ami_secret, "cc")
+    # The harness's own AMI user: every event, no filter (the controller's user has a filter).
+    peer = AmiPeer(loop, hotline.settings.switch.ami_port, HARNESS_AMI_USER, hotline.harness_ami_secret, "cc")
     peer.wait_connected()
     yield peer
     peer.close()

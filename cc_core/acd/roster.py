@@ -34,6 +34,11 @@ class RosterError(HotlineError):
     """An edit that cannot be made; the message says why in one line (Chinese first)."""
 
 
+class RosterInvalid(RosterError):
+    """An edit whose values the settings refuse (the web answers 400): the message names the key,
+    e.g. ``agents.4.name`` for a name that would add lines to pjsip.conf (issue 11 item 2)."""
+
+
 def _tables(doc: tomlkit.TOMLDocument, key: str, defaults: list[dict[str, Any]]) -> AoT:
     """The document's ``[[key]]`` array of tables, made from ``defaults`` when the file has none."""
     existing = doc.get(key)
@@ -89,7 +94,8 @@ class Roster:
             try:
                 settings = load_settings(tmp, env=self.env)
             except HotlineError as exc:
-                raise RosterError(str(exc).replace(str(tmp), self.path.name)) from exc
+                reason = str(exc).replace(str(tmp), self.path.name)
+                raise RosterInvalid(f"设置无效，未保存 (refused, nothing written): {reason}") from exc
             tmp.replace(self.path)
         finally:
             tmp.unlink(missing_ok=True)

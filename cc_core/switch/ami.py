@@ -50,13 +50,28 @@ class AmiLoginRefused(Exception):
 
 
 def parse_block(block: str) -> dict[str, str]:
-    """Parse one AMI message (``Key: value`` lines) into a dict; later duplicates win."""
+    """Parse one AMI message (``Key: value`` lines) into a dict; the FIRST of duplicates wins.
+
+    The switch writes its own headers (Event, Privilege, the channel's Uniqueid, CallerIDNum…)
+    before the ones a dialplan or a caller can influence (a UserEvent's body, a variable's value):
+    a caller ID holding ``,Uniqueid: x`` must not replace the channel's real id, nor a forged
+    ``File:`` the recording's path (issue 11 item 6). Later duplicates are dropped.
+    """
     headers: dict[str, str] = {}
     for line in block.split("\r\n"):
         key, sep, value = line.partition(": ")
-        if sep:
+        if sep and key not in headers:
             headers[key] = value
     return headers
+
+
+def header(message: Mapping[str, Any], key: str) -> str:
+    """One header of an action's answer as text: the first value when panoramisk made a list of
+    duplicates (the same first-wins rule as :func:`parse_block`)."""
+    value = message.get(key, "")
+    if isinstance(value, list):
+        return str(value[0]) if value else ""
+    return str(value)
 
 
 class _Action(Action):  # type: ignore[misc]
@@ -168,14 +183,11 @@ class AmiLink:
         backoff_max: float = 10.0,
         ping_interval: float = 5.0,
         action_timeout: float = 10.0,
-        filter_events: bool = False,
     ) -> None:
         self.host, self.port = host, port
-        # Ask the switch to send only the events the controller translates (an AMI Filter on the
-        # session): the rest (VarSet, Newexten, AGIExec…, RTCP: three quarters of the traffic)
-        # is then neither formatted by the switch nor read here. Off where every event is wanted
-        # (the test harness and benchmarks add raw listeners).
-        self.filter_events = filter_events
+        # The switch sends the controller's user only the events it translates: the filter is in
+        # manager.conf (config.ami_event_filter), not an AMI Filter action, which needs the
+        # "system" write class (issue 11 item 5).
         self._username, self._secret = username, secret
         self.bus = bus
         self.view = view if view is not None else SwitchView()
@@ -304,8 +316,6 @@ class AmiLink:
                 "the secret must match the switch's manager.conf: restart the switch with 'hotline switch restart'"
             )
         await self._resync(manager)
-        if self.filter_events and not self._raw_listeners:
-            await self._filter(manager)
         self.connects += 1
         self.state = "connected"
         self.last_error = ""
@@ -313,17 +323,6 @@ class AmiLink:
         self._up.set()
         log.info("AMI connected", extra={"ami": f"{self.host}:{self.port}", "connects": self.connects})
         self.bus.publish(AmiConnected(reconnect=self.connects > 1))
-
-    async def _filter(self, manager: _Manager) -> None:
-        """Keep only the translated events on this session (action answers always come)."""
-        names = "|".join(sorted(WANTED_EVENTS))
-        try:
-            answer = await self._send(manager, {"Action": "Filter", "Operation": "Add", "Filter": f"Event: ({names})"})
-        except TimeoutError:
-            answer = None
-        if not getattr(answer, "success", False):
-            # Not fatal: every event still comes, and the unwanted ones are skipped on arrival.
-            log.warning("the switch refused the AMI event filter; reading every event", extra={"answer": str(answer)})
 
     async def _watch(self) -> None:
         """Ping the switch until the link is lost; a ping without answer counts as a loss."""
@@ -419,23 +418,23 @@ class AmiLink:
             buffered, self._resync_buffer = self._resync_buffer, None
         chans = [
             ChannelInfo(
-                uniqueid=m.get("Uniqueid", ""),
-                linkedid=m.get("Linkedid", ""),
-                channel=m.get("Channel", ""),
-                caller_number=m.get("CallerIDNum", ""),
-                exten=m.get("Exten", ""),
-                context=m.get("Context", ""),
-                state=int(m.get("ChannelState") or 0),
-                bridge_id=m.get("BridgeId", ""),
+                uniqueid=header(m, "Uniqueid"),
+                linkedid=header(m, "Linkedid"),
+                channel=header(m, "Channel"),
+                caller_number=header(m, "CallerIDNum"),
+                exten=header(m, "Exten"),
+                context=header(m, "Context"),
+                state=int(header(m, "ChannelState")) if header(m, "ChannelState").isdigit() else 0,
+                bridge_id=header(m, "BridgeId"),
             )
             for m in channels
-            if m.get("Event") == "CoreShowChannel"
+            if header(m, "Event") == "CoreShowChannel"
         ]
-        devs = {m.get("Device", ""): m.get("State", "") for m in devices if m.get("Event") == "DeviceStateChange"}
+        devs = {header(m, "Device"): header(m, "State") for m in devices if header(m, "Event") == "DeviceStateChange"}
         callers: dict[str, set[str]] = {}
         for m in queues:
-            if m.get("Event") == "QueueEntry":
-                callers.setdefault(m.get("Queue", ""), set()).add(m.get("Uniqueid", ""))
+            if header(m, "Event") == "QueueEntry":
+                callers.setdefault(header(m, "Queue"), set()).add(header(m, "Uniqueid"))
         self.view.replace(chans, devs, callers)
         for event in buffered:
             self.view.apply(event)

@@ -4,6 +4,14 @@ Templates use ``{{ name }}`` placeholders (Asterisk's own ``${…}`` stays untou
 whose name has two dots (``pjsip.agent.conf``) is a partial: it is rendered once per agent or
 trunk and spliced into its parent, never copied on its own. A placeholder without a value is
 an error, so a typo in a template fails loudly at render time, not at call time.
+
+Every value is checked before it is put in (issue 11 item 2): a plain value with a control
+character (CR, LF, NUL, any C0/C1 character or DEL) is refused, because a line break in a value
+starts a new line of the config file, and a new line can open a new section (a SIP endpoint
+nobody meant, an open trunk). Multi-line text is only accepted as a :class:`Block`, which this
+module builds itself out of checked values (rendered partials, generated ``exten =>`` lines). The
+settings model refuses such characters first, with the field's name; this check is the net under
+it, so a future setting that reaches a template cannot bring the hole back.
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ from cc_core.errors import SwitchError
 from cc_core.ivr.prompts import render_text
 from cc_core.secrets import Secrets
 from cc_core.settings import Settings
+from cc_core.switch.ami import WANTED_EVENTS
 from cc_core.switch.instance import Instance
 
 _PLACEHOLDER = re.compile(r"\{\{\s*([a-z_][a-z0-9_]*)\s*\}\}")
@@ -28,14 +37,45 @@ TEMPLATE_DIR = Path(__file__).resolve().parents[2] / "switch_config"
 INSTANCE_DIRS = ("etc", "lib", "spool", "log", "run", "cache", "sounds", "moh", "spool/monitor")
 
 
+# C0 controls, DEL and C1 controls: none may reach a config file inside a value.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+class Block(str):
+    """Multi-line config text built here from values that were each checked (a rendered partial,
+    generated lines): the only kind of value :func:`render` lets carry line breaks."""
+
+
+def check_value(key: str, value: object, source: str = "template") -> str:
+    """``value`` as text for placeholder ``key``; :class:`SwitchError` if it holds a control
+    character (a line break would let the value add lines, even sections, to the file)."""
+    text = str(value)
+    if isinstance(value, Block):
+        return text
+    bad = _CONTROL.search(text)
+    if bad is not None:
+        raise SwitchError(
+            f"{source}: the value for {{{{ {key} }}}} holds a control character "
+            f"({bad.group()!r} at {bad.start()}); refused so that it cannot add lines to the switch's config"
+        )
+    return text
+
+
+def lines(key: str, template: str, items: list[object]) -> Block:
+    """One line per item (``template`` with ``{0}`` for the item, ``str.format`` style), each item
+    checked first."""
+    return Block("\n".join(template.format(check_value(key, item)) for item in items))
+
+
 def render(text: str, values: Mapping[str, object], source: str = "template") -> str:
-    """Replace every ``{{ name }}``; a name with no value raises :class:`SwitchError`."""
+    """Replace every ``{{ name }}``; a name with no value, or a value with a control character
+    (unless it is a :class:`Block`), raises :class:`SwitchError`."""
 
     def one(match: re.Match[str]) -> str:
         key = match.group(1)
         if key not in values:
             raise SwitchError(f"{source}: no value for {{{{ {key} }}}}")
-        return str(values[key])
+        return check_value(key, values[key], source)
 
     return _PLACEHOLDER.sub(one, text)
 
@@ -44,12 +84,27 @@ def is_partial(path: Path) -> bool:
     return path.name.count(".") > 1
 
 
-def write_if_changed(path: Path, text: str) -> bool:
-    """Write ``text`` atomically; return whether the file changed (for reload decisions)."""
+# The rendered config holds the AMI secret, the ARI password and every agent's SIP password:
+# only the switch (root, in its chroot) and the controller (root) may read it (issue 11 item 5).
+ETC_MODE = 0o700
+FILE_MODE = 0o600
+
+
+def write_if_changed(path: Path, text: str, mode: int = FILE_MODE) -> bool:
+    """Write ``text`` atomically with ``mode`` (0600: the files hold secrets); return whether the
+    file changed (for reload decisions). An unchanged file still gets ``mode``, so a file an older
+    version wrote with the umask's 0644 is closed on the next render."""
     if path.exists() and path.read_text(encoding="utf-8") == text:
+        os.chmod(path, mode)
         return False
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
+    tmp.unlink(missing_ok=True)
+    # Created with the mode (never readable by others, not even for an instant), then fchmod'ed:
+    # the umask can only take bits away from os.open's mode, fchmod sets exactly these.
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        os.fchmod(out.fileno(), mode)
+        out.write(text)
     os.replace(tmp, path)
     return True
 
@@ -68,6 +123,10 @@ def render_tree(template_dirs: Path | list[Path], instance: Instance, values: Ma
                 templates[template.name] = template
     for sub in INSTANCE_DIRS:
         (instance.host_dir / sub).mkdir(parents=True, exist_ok=True)
+    os.chmod(instance.etc, ETC_MODE)
+    for other in instance.etc.iterdir():  # files put there by hand (manager_local.conf) too
+        if other.is_file() and not other.is_symlink() and other.stat().st_mode & 0o077:
+            os.chmod(other, FILE_MODE)
     changed: list[Path] = []
     for name, template in sorted(templates.items()):
         text = render(template.read_text(encoding="utf-8"), values, str(template))
@@ -86,9 +145,21 @@ def base_values(instance: Instance) -> dict[str, object]:
     }
 
 
-def _partial(template_dir: Path, name: str, values: Mapping[str, object]) -> str:
+def ami_event_filter() -> str:
+    """The controller's AMI user's event filter (manager.conf ``eventfilter``): the events the
+    controller translates, Shutdown, and OriginateResponse (a callback's Originate waits for it).
+
+    The switch applies it before formatting an event, so VarSet, Newexten, AGIExec and RTCP
+    traffic is never sent. It lives in manager.conf because the ``Filter`` action needs the
+    ``system`` write class, which would also allow ``Originate Application=System``.
+    """
+    names = sorted(WANTED_EVENTS | {"OriginateResponse"})
+    return f"^Event: ({'|'.join(names)})[[:space:]]"
+
+
+def _partial(template_dir: Path, name: str, values: Mapping[str, object]) -> Block:
     path = template_dir / name
-    return render(path.read_text(encoding="utf-8"), values, str(path))
+    return Block(render(path.read_text(encoding="utf-8"), values, str(path)))
 
 
 def hotline_values(settings: Settings, secrets: Secrets, instance: Instance) -> dict[str, object]:
@@ -96,18 +167,20 @@ def hotline_values(settings: Settings, secrets: Secrets, instance: Instance) -> 
     tdir = TEMPLATE_DIR
     trunks = []
     for trunk in settings.trunks:
-        aor = ""
+        aor = Block("")
         aor_line = ""
         if trunk.host:
-            aor_line = f"aors = {trunk.name}"
-            aor = f"\n[{trunk.name}]\ntype = aor\ncontact = sip:{trunk.host}:{trunk.port}\n"
+            name = check_value("trunk", trunk.name)
+            aor_line = f"aors = {name}"
+            host = check_value("trunk_host", trunk.host)
+            aor = Block(f"\n[{name}]\ntype = aor\ncontact = sip:{host}:{trunk.port}\n")
         trunks.append(
             _partial(
                 tdir,
                 "pjsip.trunk.conf",
                 {
                     "trunk": trunk.name,
-                    "trunk_matches": "\n".join(f"match = {m}" for m in trunk.match),
+                    "trunk_matches": lines("trunk_matches", "match = {}", list(trunk.match)),
                     "trunk_aor_line": aor_line,
                     "trunk_aor": aor,
                 },
@@ -119,16 +192,24 @@ def hotline_values(settings: Settings, secrets: Secrets, instance: Instance) -> 
             "pjsip.agent.conf",
             {
                 "agent": a.id,
-                # A double quote would end the caller-ID name early.
-                "agent_name": a.name.replace('"', "'"),
+                # The settings refuse quotes, brackets, ';' and control characters in a name
+                # (issue 11 item 2); a quote would end the caller-ID name early.
+                "agent_name": a.name,
                 "agent_password": secrets.agent_password(a.id),
             },
         )
         for a in settings.agents
     ]
-    number_routes = "\n".join(f"exten => {n.number},1,Goto(hotline,${{EXTEN}},1)" for n in settings.numbers)
-    agent_routes = "\n".join(f"exten => {a.id},1,Dial(PJSIP/{a.id},30)" for a in settings.agents)
-    members = "\n".join(f"member => PJSIP/{a.id}" for a in settings.agents)
+    numbers: list[object] = [n.number for n in settings.numbers]
+    agent_ids: list[object] = [a.id for a in settings.agents]
+    number_routes = lines("number_routes", "exten => {},1,Goto(hotline,${{EXTEN}},1)", numbers)
+    trunk_number_routes = lines(
+        "trunk_number_routes",
+        "exten => {0},1,Set(CALLERID(num)=${{FILTER(0-9+,${{CALLERID(num)}})}})\n same => n,Goto(hotline,${{EXTEN}},1)",
+        numbers,
+    )
+    agent_routes = lines("agent_routes", "exten => {0},1,Dial(PJSIP/{0},30)", agent_ids)
+    members = lines("fallback_members", "member => PJSIP/{}", agent_ids)
     sw, ctl = settings.switch, settings.controller
     return {
         **base_values(instance),
@@ -140,14 +221,16 @@ def hotline_values(settings: Settings, secrets: Secrets, instance: Instance) -> 
         "rtp_end": sw.rtp_end,
         "ami_user": secrets.ami_user,
         "ami_secret": secrets.ami_secret,
+        "ami_eventfilter": ami_event_filter(),
         "ari_user": secrets.ari_user,
         "ari_password": secrets.ari_password,
         "agi_host": ctl.agi_host,
         "agi_port": ctl.agi_port,
         "agi_first_deadline": max(1, round(ctl.agi_watchdog)),
-        "trunks": "\n".join(trunks),
-        "agents": "\n".join(agents),
+        "trunks": Block("\n".join(trunks)),
+        "agents": Block("\n".join(agents)),
         "number_routes": number_routes,
+        "trunk_number_routes": trunk_number_routes,
         "agent_routes": agent_routes,
         "fallback_members": members,
         "outbound_trunk": next((t.name for t in settings.trunks if t.host), ""),

@@ -88,7 +88,8 @@ def _data_end(rest: str) -> int | None:
 
 
 async def read_headers(reader: asyncio.StreamReader, max_bytes: int) -> dict[str, str]:
-    """Read the ``agi_*`` header block; raise :class:`AgiBadHeaders` on anything else."""
+    """Read the ``agi_*`` header block; raise :class:`AgiBadHeaders` on anything else. The first
+    of duplicate headers wins, as in the AMI parser."""
     headers: dict[str, str] = {}
     total = 0
     while True:
@@ -112,7 +113,9 @@ async def read_headers(reader: asyncio.StreamReader, max_bytes: int) -> dict[str
         match = _HEADER.match(line)
         if match is None:
             raise AgiBadHeaders(f"not an AGI header: {line[:60]!r}")
-        headers[match.group(1)] = match.group(2)
+        # The first of duplicates wins (issue 11 item 6): the switch sends each header once, so a
+        # second agi_request or agi_uniqueid can only come from a value that smuggled a line in.
+        headers.setdefault(match.group(1), match.group(2))
 
 
 class AgiSession:

@@ -22,7 +22,7 @@ from typing import Any
 
 from aiohttp import web
 
-from cc_core.acd.roster import AGENT_FIELDS, QUEUE_FIELDS, RosterError
+from cc_core.acd.roster import AGENT_FIELDS, QUEUE_FIELDS, RosterError, RosterInvalid
 from cc_core.errors import HotlineError
 from cc_core.ivr.calendar import MAX_FILE_BYTES as MAX_CALENDAR_BYTES
 from cc_core.ivr.calendar import CalendarError, load_calendar
@@ -407,6 +407,8 @@ def _fields(data: dict[str, Any], allowed: tuple[str, ...]) -> dict[str, Any]:
 async def _roster_call(request: web.Request, action: str, target: str, work: Awaitable[Any]) -> Any:
     try:
         result = await work
+    except RosterInvalid as exc:  # a value the settings refuse, named by its key: bad input
+        raise web.HTTPBadRequest(text=dumps({"error": str(exc)}), content_type="application/json") from exc
     except RosterError as exc:
         raise web.HTTPConflict(text=dumps({"error": str(exc)}), content_type="application/json") from exc
     except (HotlineError, TimeoutError) as exc:

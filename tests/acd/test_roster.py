@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from cc_core.acd.roster import Roster, RosterError
+from cc_core.acd.roster import Roster, RosterError, RosterInvalid
 from cc_core.settings import load_settings
 
 BASE = """# 热线配置 — the admin's own comment
@@ -74,3 +74,15 @@ def test_a_removed_agent_is_gone_from_the_file(config: Path) -> None:
     assert [a.id for a in settings.agents] == ["1001"]
     with pytest.raises(RosterError):
         roster.remove_agent("1002")
+
+
+def test_a_name_that_would_add_a_sip_section_is_refused_with_its_key(config: Path) -> None:
+    """Issue 11 item 2: the admin's edit goes through the settings' validation; the web answers 400."""
+    roster = Roster(config, env={})
+    with pytest.raises(RosterInvalid) as caught:
+        roster.save_agent("1001", {"name": "x\n[evil]\ntype=endpoint"}, create=False)
+    assert "agents.0.name" in str(caught.value) and "坐席姓名不能含控制字符" in str(caught.value)
+    with pytest.raises(RosterInvalid, match=r"agents\.1\.name"):
+        roster.save_agent("1002", {"name": '张"丽'}, create=True)
+    assert config.read_text(encoding="utf-8") == BASE
+    assert roster.save_agent("1002", {"name": "张丽"}, create=True).agents[1].name == "张丽"

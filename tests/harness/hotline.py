@@ -11,10 +11,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from secrets import token_urlsafe
 
 from cc_core.secrets import Secrets, load_or_create
 from cc_core.settings import Settings, load_settings
-from cc_core.switch.config import render_hotline
+from cc_core.switch.config import render_hotline, write_if_changed
 from cc_core.switch.instance import Instance
 from cc_core.switch.process import Ports, Switch
 from tests.harness.flows import ACD_NUMBERS, REQUEST_NUMBER
@@ -25,6 +26,23 @@ AGENTS = ("1001", "1002", "1003", "1004")
 # Phones the simulated world registers; 1004 is left for tests that register with SIPp.
 WORLD_PHONES = ("1001", "1002", "1003")
 HOTLINE_NUMBER = "12333"
+# The harness's own AMI user on the contact center's switch. The product's user (the
+# controller's) has only the classes the controller needs and an event filter (issue 11 item 5);
+# tests also read AGIExecStart, Newexten, VarSet… and send PJSIPShowContacts or an Originate of
+# their own. This user is written into etc/manager_local.conf, a file the product includes but
+# never writes: a real installation has no such user.
+HARNESS_AMI_USER = "harness"
+
+
+def write_harness_ami_user(instance: Instance, secret: str) -> None:
+    """Add the harness's AMI user to the instance (read: everything; write: no command, no config)."""
+    text = (
+        "; The test harness's AMI user (tests/harness/hotline.py); never part of the product.\n"
+        f"[{HARNESS_AMI_USER}]\nsecret = {secret}\n"
+        "deny = 0.0.0.0/0.0.0.0\npermit = 127.0.0.1/255.255.255.255\n"
+        "read = all\nwrite = system,call,agent,user,reporting,originate\nwritetimeout = 5000\n"
+    )
+    write_if_changed(instance.etc / "manager_local.conf", text)
 
 
 # Agents' skills in tests (1002 is the pension expert; see tests/integration/test_acd_calls.py).
@@ -167,6 +185,8 @@ class Hotline:
     switch: Switch
     controller_log: Path
     _controller: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    # The secret of the harness's own AMI user (HARNESS_AMI_USER).
+    harness_ami_secret: str = field(default_factory=lambda: token_urlsafe(24), repr=False)
 
     @classmethod
     def create(cls, config: Path) -> Hotline:
@@ -175,7 +195,9 @@ class Hotline:
         render_hotline(settings, secrets)
         instance = Instance(settings.switch_root, settings.switch.instance)
         switch = Switch(instance, settings.state_path / "run" / f"switch-{instance.name}.pid")
-        return cls(config, settings, secrets, switch, settings.state_path / "controller.log")
+        hotline = cls(config, settings, secrets, switch, settings.state_path / "controller.log")
+        write_harness_ami_user(instance, hotline.harness_ami_secret)
+        return hotline
 
     @property
     def instance(self) -> Instance:

@@ -14,7 +14,7 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-from cc_core.switch.config import TEMPLATE_DIR, base_values, render, render_tree
+from cc_core.switch.config import TEMPLATE_DIR, Block, base_values, render, render_tree
 from cc_core.switch.instance import Instance
 from cc_core.switch.process import Ports, Switch
 from tests.harness.ami import AmiPeer, match
@@ -22,8 +22,9 @@ from tests.harness.loop import LoopThread
 from tests.harness.ports import WORLD_RTP, free_port
 
 # The world reuses the product's templates; a file of the same name in its own folder wins
-# (pjsip, extensions, queues, ari), so a new product template with placeholders the world
-# lacks fails at render time with the name of the missing value.
+# (pjsip, extensions, queues, ari, and manager: the world's AMI user has every class), so a new
+# product template with placeholders the world lacks fails at render time with the name of the
+# missing value.
 WORLD_TEMPLATES = Path(__file__).resolve().parent / "world_config"
 
 
@@ -54,9 +55,11 @@ class World:
             "cc_sip_port": self.cc_sip_port,
         }
         partial = (WORLD_TEMPLATES / "pjsip.phone.conf").read_text(encoding="utf-8")
-        values["phones"] = "\n".join(
-            render(partial, {**values, "agent": a, "agent_password": p}, "pjsip.phone.conf")
-            for a, p in self.agents.items()
+        values["phones"] = Block(
+            "\n".join(
+                render(partial, {**values, "agent": a, "agent_password": p}, "pjsip.phone.conf")
+                for a, p in self.agents.items()
+            )
         )
         render_tree([TEMPLATE_DIR, WORLD_TEMPLATES], self.instance, values)
 

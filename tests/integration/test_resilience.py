@@ -153,9 +153,12 @@ def test_ami_login_refused_is_reported_clearly(hotline: Hotline, loop: LoopThrea
     assert "\n" not in link.last_error
 
 
-def test_controller_link_asks_the_switch_for_its_events_only(hotline: Hotline, loop: LoopThread) -> None:
-    """filter_events=True (the controller's link): the switch stops sending the events the
-    controller would only skip (VarSet, Newexten, AGIExec…), and still sends the wanted ones."""
+def test_controller_link_asks_the_switch_for_its_events_only(
+    hotline: Hotline, loop: LoopThread, cc_ami: AmiPeer
+) -> None:
+    """The controller's AMI user (manager.conf's eventfilter and read classes): the switch does not
+    send the events the controller would only skip (VarSet, Newexten, AGIExec…), and still sends
+    the wanted ones. The harness's own user raises the events (the controller's may not)."""
 
     async def attempt() -> tuple[int, int, list[str]]:
         import asyncio
@@ -176,7 +179,6 @@ def test_controller_link_asks_the_switch_for_its_events_only(hotline: Hotline, l
             hotline.secrets.ami_user,
             hotline.secrets.ami_secret,
             bus,
-            filter_events=True,
         )
         task = asyncio.ensure_future(link.run())
         try:
@@ -185,8 +187,12 @@ def test_controller_link_asks_the_switch_for_its_events_only(hotline: Hotline, l
             skipped_before = link._protocol.skipped
             # A global variable set raises a VarSet event, which the filter keeps at the switch.
             for n in range(20):
-                await link.action({"Action": "Setvar", "Variable": "HOTLINE_FILTER_PROBE", "Value": str(n)})
-            await link.action({"Action": "UserEvent", "UserEvent": "HotlineFilterProbe", "Probe": "1"})
+                await asyncio.to_thread(
+                    cc_ami.action, {"Action": "Setvar", "Variable": "HOTLINE_FILTER_PROBE", "Value": str(n)}
+                )
+            await asyncio.to_thread(
+                cc_ami.action, {"Action": "UserEvent", "UserEvent": "HotlineFilterProbe", "Probe": "1"}
+            )
             await asyncio.wait_for(seen.wait(), 10)  # events arrive in order: the VarSets came first
             return skipped_before, link._protocol.skipped, marks
         finally:

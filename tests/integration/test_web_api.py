@@ -256,8 +256,11 @@ def test_admin_adds_changes_and_removes_an_agent_and_tunes_a_queue(controller: H
         assert acd_agent(controller, "1005")["name"] == "王芳"
         kept = config.read_text(encoding="utf-8")
         status, refused = admin.json("PUT", "/api/admin/agents/1005", {"skills": {"complaint": 9}})
-        assert status == 409 and "skills" in refused["error"]
-        assert admin.json("PUT", "/api/admin/agents/1005", {"queues": ["no_such_queue"]})[0] == 409
+        assert status == 400 and "skills" in refused["error"]
+        assert admin.json("PUT", "/api/admin/agents/1005", {"queues": ["no_such_queue"]})[0] == 400
+        # A name that would add an endpoint to pjsip.conf (issue 11 item 2): 400 naming the field.
+        status, refused = admin.json("PUT", "/api/admin/agents/1005", {"name": "x\n[evil]\ntype=endpoint"})
+        assert status == 400 and "name" in refused["error"] and "坐席姓名不能含控制字符" in refused["error"]
         assert admin.json("PUT", "/api/admin/agents/1005", {"password": "x"})[0] == 400
         assert config.read_text(encoding="utf-8") == kept
         # A queue's settings.
@@ -266,7 +269,7 @@ def test_admin_adds_changes_and_removes_an_agent_and_tunes_a_queue(controller: H
         assert admin.json("PUT", "/api/admin/queues/rr", {"ring_timeout": old_timeout + 5})[0] == 200
         queues = {q["name"]: q for q in admin.json("GET", "/api/admin/queues")[1]["queues"]}
         assert queues["rr"]["ring_timeout"] == old_timeout + 5
-        assert admin.json("PUT", "/api/admin/queues/rr", {"ring_timeout": 1})[0] == 409
+        assert admin.json("PUT", "/api/admin/queues/rr", {"ring_timeout": 1})[0] == 400
         assert admin.json("PUT", "/api/admin/queues/rr", {"ring_timeout": old_timeout})[0] == 200
         # A logged-in agent cannot be removed; a logged-out one can, and their phone is refused.
         agent_cmd(controller, "1001", "login")

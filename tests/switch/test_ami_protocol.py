@@ -138,9 +138,35 @@ def test_parse_block_splits_at_the_first_colon_space_only() -> None:
     assert parse_block(block) == {"Event": "VarSet", "Variable": "备注", "Value": "key: value: 社保", "AccountCode": ""}
 
 
-def test_parse_block_later_duplicates_win_and_empty_block() -> None:
-    assert parse_block("Event: X\r\nVariable: a=1\r\nVariable: b=2") == {"Event": "X", "Variable": "b=2"}
+def test_parse_block_the_first_duplicate_wins_and_empty_block() -> None:
+    assert parse_block("Event: X\r\nVariable: a=1\r\nVariable: b=2") == {"Event": "X", "Variable": "a=1"}
     assert parse_block("") == {}
+
+
+def test_a_user_event_body_cannot_replace_the_switchs_own_headers() -> None:
+    """Issue 11 item 6: the switch writes the channel's headers before a UserEvent's body; a body
+    (built from a caller ID or a variable) that repeats Uniqueid, Event or File loses to them."""
+    block = (
+        "Event: UserEvent\r\nPrivilege: user,all\r\nChannel: PJSIP/carrier-00000001\r\n"
+        "Uniqueid: 1732861234.15\r\nUserEvent: HotlineRecording\r\n"
+        "File: /srv/hotline/cc/spool/monitor/2026-12-04/1732861234.15.wav\r\nAgent: 1001\r\n"
+        "Uniqueid: 1.666\r\nEvent: Hangup\r\nFile: /etc/shadow\r\nUserEvent: HotlineCallbackResult"
+    )
+    headers = parse_block(block)
+    assert headers["Uniqueid"] == "1732861234.15"
+    assert headers["Event"] == "UserEvent"
+    assert headers["UserEvent"] == "HotlineRecording"
+    assert headers["File"] == "/srv/hotline/cc/spool/monitor/2026-12-04/1732861234.15.wav"
+    event = from_ami(headers)
+    assert isinstance(event, UserEvent)
+    assert (event.name, event.uniqueid, event.fields["File"]) == (
+        "HotlineRecording",
+        "1732861234.15",
+        "/srv/hotline/cc/spool/monitor/2026-12-04/1732861234.15.wav",
+    )
+    # Through the protocol too (the controller's fast event path).
+    _proto, events = feed([(GREETING + block + "\r\n\r\n").encode("utf-8")])
+    assert [(e["Uniqueid"], e["File"]) for e in events] == [("1732861234.15", headers["File"])]
 
 
 # ---- the protocol's framing --------------------------------------------------------------

@@ -14,7 +14,17 @@ import pytest
 from cc_core.errors import SwitchError
 from cc_core.secrets import Secrets, load_or_create
 from cc_core.settings import Settings, load_settings
-from cc_core.switch.config import TEMPLATE_DIR, hotline_values, is_partial, render, render_tree, write_if_changed
+from cc_core.switch.ami import WANTED_EVENTS
+from cc_core.switch.config import (
+    TEMPLATE_DIR,
+    Block,
+    ami_event_filter,
+    hotline_values,
+    is_partial,
+    render,
+    render_tree,
+    write_if_changed,
+)
 from cc_core.switch.instance import Instance
 
 MODULES = "usr/lib/x86_64-linux-gnu/asterisk/modules"
@@ -47,7 +57,7 @@ name = "张三"
 
 [[agents]]
 id = "1002"
-name = "李\\"四"
+name = "张丽"
 
 [[agents]]
 id = "1003"
@@ -185,7 +195,7 @@ def test_each_agent_has_its_own_password(site: tuple[Settings, Secrets, Instance
     assert not set(auths.values()) & (DEFAULT_PASSWORDS | {secrets.ami_secret, secrets.ari_password})
     endpoints = {name: opts for name, opts in pjsip if opts.get("type") == "endpoint"}
     assert endpoints["1001"]["callerid"] == '"张三" <1001>'
-    assert endpoints["1002"]["callerid"] == '"李\'四" <1002>'  # a quote cannot end the name early
+    assert endpoints["1002"]["callerid"] == '"张丽" <1002>'
     assert endpoints["carrier"]["context"] == "from-trunk"
     identify = next(opts for name, opts in pjsip if opts.get("type") == "identify")
     transport = next(opts for name, opts in pjsip if opts.get("type") == "transport")
@@ -253,3 +263,140 @@ def test_a_later_template_folder_replaces_a_file_of_the_same_name(
     render_tree([TEMPLATE_DIR, override], instance, hotline_values(settings, secrets, instance))
     assert rendered(instance, "http.conf") == "[general]\nenabled = no\n"
     assert "bindaddr = 127.0.0.1" in rendered(instance, "manager.conf")
+
+
+# ---- issue 11 item 2: nothing a value holds can add lines to the switch's config ---------------
+
+EVIL_NAME = "x\n[evil]\ntype=endpoint"
+
+
+@pytest.mark.parametrize("value", [EVIL_NAME, "a\rb", "a\x00b", "a\x1bb", "a\x85b", "a\u2028b", "a\x7fb"])
+def test_render_refuses_a_value_with_a_control_character(value: str) -> None:
+    with pytest.raises(SwitchError) as caught:
+        render('callerid = "{{ agent_name }}" <1001>\n', {"agent_name": value}, "pjsip.agent.conf")
+    assert str(caught.value).startswith("pjsip.agent.conf: the value for {{ agent_name }} holds a control character")
+
+
+def test_render_takes_line_breaks_only_in_a_block_it_built() -> None:
+    assert render("{{ a }}", {"a": Block("x = 1\ny = 2")}) == "x = 1\ny = 2"
+    assert render("{{ a }}", {"a": "张丽 (社保) 中心"}) == "张丽 (社保) 中心"
+
+
+def test_settings_refuse_a_name_that_would_add_a_section(tmp_path: Path) -> None:
+    """The admin's edit (the roster validates through load_settings) fails with the field named."""
+    from cc_core.errors import SettingsError
+
+    for name in (EVIL_NAME, "a;b", "a[b", "a]b", 'a"b', "a\\b", "a\u202eb"):
+        bad = SETTINGS.replace('name = "王五"', f"name = {tomlkit_string(name)}")
+        (tmp_path / "hotline.toml").write_text(bad, encoding="utf-8")
+        with pytest.raises(SettingsError) as caught:
+            load_settings(tmp_path / "hotline.toml", env={})
+        assert "agents.2.name" in str(caught.value)
+        assert "坐席姓名不能含控制字符" in str(caught.value)
+
+
+def tomlkit_string(value: str) -> str:
+    import tomlkit
+
+    return tomlkit.string(value).as_string()
+
+
+def test_an_agent_name_with_a_line_break_never_reaches_pjsip_conf(site: tuple[Settings, Secrets, Instance]) -> None:
+    """Even past the settings (a future field, a model built by hand), the renderer refuses it."""
+    settings, secrets, instance = site
+    agents = [settings.agents[0].model_copy(update={"name": EVIL_NAME}), *settings.agents[1:]]
+    forged = settings.model_copy(update={"agents": agents})
+    with pytest.raises(SwitchError, match="agent_name"):
+        render_tree(TEMPLATE_DIR, instance, hotline_values(forged, secrets, instance))
+    assert not (instance.etc / "pjsip.conf").exists()
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "field"),
+    [
+        ("sip_port = 5062", 'sip_port = 5062\nsip_bind = "0.0.0.0\\n[evil]"', "switch.sip_bind"),
+        ("agi_port = 4575", 'agi_port = 4575\nagi_host = "127.0.0.1/x\\nexten"', "controller.agi_host"),
+        ('host = "127.0.0.1"', 'host = "127.0.0.1:5070\\n[evil]"', "trunks.0.host"),
+    ],
+)
+def test_settings_refuse_other_values_that_reach_a_template(tmp_path: Path, old: str, new: str, field: str) -> None:
+    from cc_core.errors import SettingsError
+
+    assert SETTINGS.count(old) == 1
+    (tmp_path / "hotline.toml").write_text(SETTINGS.replace(old, new), encoding="utf-8")
+    with pytest.raises(SettingsError, match=re.escape(field)):
+        load_settings(tmp_path / "hotline.toml", env={})
+
+
+# ---- issue 11 item 5: secrets on disk, the AMI user's rights -----------------------------------
+
+
+def test_the_rendered_config_is_for_root_only(site: tuple[Settings, Secrets, Instance]) -> None:
+    settings, secrets, instance = site
+    render_tree(TEMPLATE_DIR, instance, hotline_values(settings, secrets, instance))
+    assert instance.etc.stat().st_mode & 0o777 == 0o700
+    modes = {p.name: p.stat().st_mode & 0o777 for p in instance.etc.iterdir()}
+    assert set(modes.values()) == {0o600}, modes
+    # A file an older version left 0644 (unchanged content) is closed by the next render, and so
+    # is one put there by hand.
+    (instance.etc / "manager.conf").chmod(0o644)
+    (instance.etc / "manager_local.conf").write_text("[x]\n", encoding="utf-8")
+    (instance.etc / "manager_local.conf").chmod(0o644)
+    instance.etc.chmod(0o755)
+    assert render_tree(TEMPLATE_DIR, instance, hotline_values(settings, secrets, instance)) == []
+    assert instance.etc.stat().st_mode & 0o777 == 0o700
+    assert (instance.etc / "manager.conf").stat().st_mode & 0o777 == 0o600
+    assert (instance.etc / "manager_local.conf").stat().st_mode & 0o777 == 0o600
+
+
+def test_write_if_changed_never_makes_a_readable_file(tmp_path: Path) -> None:
+    import os
+
+    old = os.umask(0)
+    try:
+        target = tmp_path / "secret.conf"
+        write_if_changed(target, "secret = s\n")
+        assert target.stat().st_mode & 0o777 == 0o600
+    finally:
+        os.umask(old)
+
+
+def test_the_controllers_ami_user_has_no_system_command_or_config_rights(
+    site: tuple[Settings, Secrets, Instance],
+) -> None:
+    settings, secrets, instance = site
+    render_tree(TEMPLATE_DIR, instance, hotline_values(settings, secrets, instance))
+    text = rendered(instance, "manager.conf")
+    user = dict(sections(text))[secrets.ami_user]
+    assert set(user["write"].split(",")) == {"call", "originate", "reporting"}
+    assert set(user["read"].split(",")) == {"system", "call", "agent", "user", "dtmf"}
+    assert user["eventfilter"] == ami_event_filter()
+    assert "#tryinclude manager_local.conf" in text
+    # Every event the controller translates passes the filter, and OriginateResponse (callbacks).
+    pattern = re.compile(user["eventfilter"].replace("[[:space:]]", r"\s"))
+    for name in [*WANTED_EVENTS, "OriginateResponse"]:
+        assert pattern.search(f"Event: {name}\r\nPrivilege: call,all\r\n"), name
+    for name in ("VarSet", "Newexten", "AGIExecStart", "RTCPSent", "HangupRequest", "Cdr"):
+        assert not pattern.search(f"Event: {name}\r\nPrivilege: call,all\r\n"), name
+    options = dict(sections(rendered(instance, "asterisk.conf")))
+    assert options["options"]["live_dangerously"] == "no"
+    assert options["files"]["astctlpermissions"] == "0600"
+
+
+# ---- issue 11 item 6: the trunk's caller IDs are cut down to digits and '+' --------------------
+
+
+def test_the_trunk_context_filters_the_caller_number_before_the_front_door(
+    site: tuple[Settings, Secrets, Instance],
+) -> None:
+    settings, secrets, instance = site
+    render_tree(TEMPLATE_DIR, instance, hotline_values(settings, secrets, instance))
+    text = rendered(instance, "extensions.conf")
+    trunk = text.split("[from-trunk]", 1)[1].split("\n[", 1)[0]
+    assert (
+        "exten => 12333,1,Set(CALLERID(num)=${FILTER(0-9+,${CALLERID(num)})})\n same => n,Goto(hotline,${EXTEN},1)"
+        in trunk
+    )
+    assert "exten => 12333,1,Goto(hotline" not in trunk  # no way in around the filter
+    agents = text.split("[agents]", 1)[1].split("\n[", 1)[0]
+    assert "exten => 12333,1,Goto(hotline,${EXTEN},1)" in agents  # agents' caller IDs are the switch's own

@@ -203,6 +203,18 @@ def test_read_headers_good_block_lf_and_crlf() -> None:
     assert run(_read(crlf)) == headers
 
 
+def test_read_headers_the_first_duplicate_wins() -> None:
+    """Issue 11 item 6: a second agi_request, agi_uniqueid or agi_extension (only a value that
+    smuggled a line break in can make one) does not replace what the switch sent first."""
+    block = agi_headers().rstrip(b"\n") + (
+        b"\nagi_network_script: admin\nagi_uniqueid: 1.666\nagi_extension: 110\nagi_arg_1: evil\n\n"
+    )
+    headers = run(_read(block))
+    assert headers == run(_read(agi_headers()))
+    assert headers["agi_uniqueid"] == "1732861234.15"
+    assert headers["agi_network_script"] != "admin"
+
+
 def test_read_headers_stops_at_the_blank_line() -> None:
     async def scenario() -> tuple[dict[str, str], bytes]:
         reader = asyncio.StreamReader()

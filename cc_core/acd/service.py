@@ -44,7 +44,7 @@ from cc_core.acd.store import AgentStore
 from cc_core.bus import EventBus
 from cc_core.calls.callbacks import CallbackStore
 from cc_core.calls.recordings import RecordingStore
-from cc_core.calls.store import CallStore
+from cc_core.calls.store import CallStore, NotServedError
 from cc_core.db.writer import DbRun
 from cc_core.errors import HotlineError
 from cc_core.ivr.flow import Prompt
@@ -80,6 +80,10 @@ MOBILE_PREFIX = "m:"
 
 class AgentError(HotlineError):
     """An agent's request refused (unknown agent or extension, already logged in…); one line."""
+
+
+class SummaryRefused(AgentError):
+    """An agent tried to write the summary of a call they did not serve (issue 11 item 4)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -370,14 +374,25 @@ class Acd:
         return self._last_call.get(agent_id)
 
     async def summary(self, agent_id: str, text: str, call: str | None = None) -> str:
-        """Store the agent's wrap-up summary on the call (their last one unless ``call`` is given)."""
+        """Store the agent's wrap-up summary on the call (their last one unless ``call`` is given).
+
+        Only on a call the agent served (issue 11 item 4): one the record names them on, or the
+        call they last talked on here (a consulted agent's, which the record does not name).
+        Another agent's call raises :class:`SummaryRefused`, and its summary stays as it was."""
         self._agent(agent_id)
-        uid = call or self._last_call.get(agent_id)
+        last = self._last_call.get(agent_id)
+        uid = call or last
         if uid is None:
             raise AgentError(f"agent {agent_id} has no call to write a summary for")
         if not text.strip():
             raise AgentError("the summary is empty")
-        known = await self.db(self.calls.set_summary, uid, agent_id, text.strip(), self.clock())
+        try:
+            known = await self.db(self.calls.set_summary, uid, agent_id, text.strip(), self.clock(), served=uid == last)
+        except NotServedError as exc:
+            raise SummaryRefused(
+                f"只能为自己接待的通话写小结 (agent {agent_id} did not serve call {uid}; "
+                "only an agent who served a call writes its summary)"
+            ) from exc
         if not known:
             raise AgentError(f"unknown call {uid}")
         return uid

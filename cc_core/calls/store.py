@@ -47,6 +47,10 @@ IVR_EXITS = ("queue", "transfer", "hangup", "fallback", "abandoned")
 SURVEY_SCORES = range(1, 6)
 
 
+class NotServedError(Exception):
+    """The agent did not serve this call, so may not write its summary (issue 11 item 4)."""
+
+
 @dataclass(frozen=True)
 class CallView:
     """A read-only snapshot of a call and its timeline (oldest event first)."""
@@ -256,10 +260,15 @@ _QUEUE_ENTERED = Prepared(
     )
     .returning(_C.id)
 )
+# answered_at is the call record's "answered" (接通): the first time a person of the hotline, an
+# agent, took the caller; NULL for calls that ended in the IVR or were abandoned. It is the same
+# moment as connected_at, the ACD's column, so that any report reading either one counts the
+# same calls as answered as day_stats and T10 do (issue 11: it was never written).
 _AGENT_ANSWERED = Prepared(
     update(_CALLS)
     .where(_BY_UID)
     .values(
+        answered_at=func.coalesce(_C.answered_at, _AT),
         connected_at=func.coalesce(_C.connected_at, _AT),
         agent_id=bindparam("p_agent"),
         status=_unless_ended("connected"),
@@ -575,7 +584,8 @@ class CallStore:
     def agent_answered(self, uniqueid: str, agent_id: str, at: datetime) -> bool:
         """``agent_id`` answered the call (also after a transfer to them).
 
-        ``connected_at`` keeps the first answer (the call counts as answered from then on);
+        ``connected_at`` and ``answered_at`` keep the first answer (the call counts as answered
+        from then on; an IVR self-service call is never "answered");
         ``agent_id`` always becomes this agent, the one who has the caller last. The status becomes
         "connected" unless the call has ended. Returns False if the call is unknown; raises
         ValueError for an empty or over-long ``agent_id`` or a naive ``at``.
@@ -590,14 +600,42 @@ class CallStore:
             {"agent": agent},
         )
 
-    def set_wrapup(self, uniqueid: str, agent_id: str, ended_at: datetime, summary: str | None) -> bool:
+    def served_by(self, uniqueid: str, agent_id: str) -> bool | None:
+        """Whether ``agent_id`` served the call (None: no such call); see :meth:`_served`."""
+        with self._sessions() as session:
+            return self._served(session, uniqueid, agent_id)
+
+    def _served(self, session: Session, uniqueid: str, agent_id: str) -> bool | None:
+        """Whether ``agent_id`` served the call: it is the call's agent (the one who had the
+        caller last), or answered one of its legs before a transfer ("agent_answered" or
+        "adopted" on its timeline). None if the call is unknown."""
+        row = session.execute(select(_C.id, _C.agent_id).where(_C.uniqueid == uniqueid)).first()
+        if row is None:
+            return None
+        if row.agent_id == agent_id:
+            return True
+        details = session.scalars(
+            select(CallEvent.detail).where(
+                CallEvent.call_id == row.id, CallEvent.kind.in_(("agent_answered", "adopted"))
+            )
+        )
+        return any(isinstance(d, Mapping) and d.get("agent") == agent_id for d in details)
+
+    def _check_served(self, session: Session, uniqueid: str, agent_id: str, served: bool) -> None:
+        if not served and self._served(session, uniqueid, agent_id) is False:
+            raise NotServedError(f"agent {agent_id} did not serve call {uniqueid}")
+
+    def set_wrapup(
+        self, uniqueid: str, agent_id: str, ended_at: datetime, summary: str | None, *, served: bool = False
+    ) -> bool:
         """``agent_id`` ended the wrap-up (T4) at ``ended_at``, with the call summary they wrote.
 
         The first call records the end (event "wrapup_ended") and the summary, unless None. A later
         call keeps that end and replaces the summary like :meth:`set_summary` (an agent's later
         edit, at ``ended_at``); repeating the same summary, or None, changes nothing. The summary is
         clipped to 4000 characters. Returns False if the call is unknown; raises ValueError for an
-        empty or over-long ``agent_id`` or a naive ``ended_at``.
+        empty or over-long ``agent_id`` or a naive ``ended_at``, and NotServedError, writing
+        nothing, for a summary by an agent who did not serve the call (see :meth:`set_summary`).
         """
         agent = _agent(agent_id)
         _aware(ended_at)
@@ -607,6 +645,8 @@ class CallStore:
             values["summary"] = text
         params = {"p_uid": uniqueid, **{"p_" + name: value for name, value in values.items()}}
         with transaction(self._sessions) as session:
+            if text is not None:
+                self._check_served(session, uniqueid, agent, served)
             # Conditional UPDATEs: of two racing writers one ends the wrap-up, the other edits.
             call_id = _set_once("wrapup_ended_at", tuple(values)).scalar(session, params)
             if call_id is not None:
@@ -616,9 +656,13 @@ class CallStore:
                 return True
             return self._find_id(session, uniqueid) is not None
 
-    def set_summary(self, uniqueid: str, agent_id: str, summary: str, at: datetime) -> bool:
+    def set_summary(self, uniqueid: str, agent_id: str, summary: str, at: datetime, *, served: bool = False) -> bool:
         """``agent_id`` wrote or edited the call's summary (T4) at ``at``, during the wrap-up or later.
 
+        Only an agent who served the call may (issue 11 item 4): the call's agent, or one who
+        answered a leg of it before a transfer (:meth:`_served`); ``served=True`` is the
+        controller vouching from memory for a leg the record does not name (a consulted agent
+        who took the call over). Anyone else gets NotServedError and the summary is unchanged.
         Leaves the wrap-up's end alone (see :meth:`set_wrapup`). Logs a "summary" event when the
         text changes; the same text again changes nothing. Clipped to 4000 characters. Returns
         False if the call is unknown; raises ValueError for an empty or over-long ``agent_id`` or
@@ -628,6 +672,7 @@ class CallStore:
         _aware(at)
         text = _text(summary, SUMMARY_LEN)
         with transaction(self._sessions) as session:
+            self._check_served(session, uniqueid, agent, served)
             if self._edit_summary(session, uniqueid, agent, text, at):
                 return True
             return self._find_id(session, uniqueid) is not None

@@ -92,6 +92,8 @@ class Call(Base):
     dialed_number: Mapped[str] = mapped_column(String(32))
     channel: Mapped[str] = mapped_column(String(128))
     arrived_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # When an agent first answered (接通, the "answered" of T10 and the reports): the moment
+    # connected_at holds; None for a call that ended in the IVR or was abandoned.
     answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     digits: Mapped[str] = mapped_column(String(64), default="", server_default="")

@@ -26,7 +26,7 @@ from aiohttp import web
 
 from cc_core.acd.callcontrol import TARGETED_ACTIONS, CallControl
 from cc_core.acd.model import Agent, AgentState
-from cc_core.acd.service import Acd, AgentError
+from cc_core.acd.service import Acd, AgentError, SummaryRefused
 from cc_core.acd.store import AgentStore
 from cc_core.calls.callbacks import CallbackStore
 from cc_core.calls.store import CallStore, beijing_day, beijing_day_bounds
@@ -351,6 +351,7 @@ async def _agent_do(request: web.Request, action: str) -> web.Response:
                     )
                 await acd.extend_wrapup(agent_id, seconds)
             case "summary":
+                # Only on a call this agent served (issue 11 item 4): another's is a 403.
                 call = data.get("call")
                 if call is not None and not isinstance(call, str):
                     raise web.HTTPBadRequest(text=dumps({"error": "call 须为文本"}), content_type="application/json")
@@ -360,6 +361,8 @@ async def _agent_do(request: web.Request, action: str) -> web.Response:
                 raise web.HTTPNotFound(
                     text=dumps({"error": f"unknown action {action}"}), content_type="application/json"
                 )
+    except SummaryRefused as exc:
+        return json_error(403, str(exc))
     except AgentError as exc:
         return json_error(409, str(exc))
     return _ok()
@@ -390,6 +393,8 @@ async def call_back(request: web.Request) -> web.Response:
         callback_id = int(request.match_info["id"])
     except ValueError:
         return json_error(400, "回拨编号须为数字 (a number)")
+    if not 0 < callback_id < 2**31:  # the database's integers overflow past 2**63: a 500 before
+        return json_error(400, "回拨编号超出范围 (the callback id is out of range)")
     try:
         await request.app[VIEWS_KEY].acd.call_back_now(agent_id, callback_id)
     except AgentError as exc:

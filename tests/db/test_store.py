@@ -12,7 +12,16 @@ from sqlalchemy import event, func, select, text
 from sqlalchemy.orm import Session
 
 from cc_core.calls.callbacks import CallbackStore
-from cc_core.calls.store import IVR_EXITS, CallStore, CallView, DayStats, beijing_day, beijing_day_bounds, is_anonymous
+from cc_core.calls.store import (
+    IVR_EXITS,
+    CallStore,
+    CallView,
+    DayStats,
+    NotServedError,
+    beijing_day,
+    beijing_day_bounds,
+    is_anonymous,
+)
 from cc_core.db.models import Call, CallEvent
 from cc_core.db.session import make_engine, make_sessionmaker, upgrade
 
@@ -591,6 +600,31 @@ def test_agent_answered_keeps_the_first_answer_and_the_last_agent(store: CallSto
     assert _kinds(store) == ["arrived", "queued", "agent_answered", "transfer", "agent_answered"]
 
 
+def test_answered_at_is_the_first_agent_answer_and_only_on_answered_calls(store: CallStore) -> None:
+    """Issue 11: answered_at was never written. It is the first agent's answer (the moment
+    connected_at holds), kept through a transfer; a call that ended in the IVR, or was abandoned
+    in the queue, has none (as day_stats counts them: not answered)."""
+    _arrive(store)
+    store.queue_entered(UID, "q", None, 0, T0 + timedelta(seconds=3))
+    view = store.get(UID)
+    assert view is not None and view.answered_at is None
+    store.agent_answered(UID, "1001", T0 + timedelta(seconds=10))
+    store.agent_answered(UID, "1002", T0 + timedelta(seconds=50))  # a transfer
+    store.call_ended(UID, 16, None, T0 + timedelta(seconds=90))
+    view = store.get(UID)
+    assert view is not None
+    assert (view.answered_at, view.connected_at) == (T0 + timedelta(seconds=10),) * 2
+    for uid, queued in (("ivr-only.1", False), ("abandoned.1", True)):
+        _arrive(store, uid)
+        if queued:
+            store.queue_entered(uid, "q", None, 0, T0 + timedelta(seconds=3))
+        store.call_ended(uid, 16, None, T0 + timedelta(seconds=30))
+        other = store.get(uid)
+        assert other is not None and other.answered_at is None
+    with store._sessions() as session:
+        assert session.scalar(select(func.count(Call.id)).where(Call.answered_at.is_not(None))) == 1
+
+
 def test_late_acd_events_do_not_revive_an_ended_call(store: CallStore) -> None:
     _arrive(store)
     store.call_ended(UID, 16, None, T0 + timedelta(seconds=5))
@@ -604,6 +638,7 @@ def test_late_acd_events_do_not_revive_an_ended_call(store: CallStore) -> None:
 
 def test_set_wrapup_then_later_edits_of_the_summary(store: CallStore) -> None:
     _arrive(store)
+    store.agent_answered(UID, "1001", T0)
     end = T0 + timedelta(minutes=3)
     assert store.set_wrapup(UID, "1001", end, "第一稿")
     # The same again (a retried request), then None: nothing changes.
@@ -614,7 +649,7 @@ def test_set_wrapup_then_later_edits_of_the_summary(store: CallStore) -> None:
     view = store.get(UID)
     assert view is not None
     assert (view.wrapup_ended_at, view.summary) == (end, "第二稿")
-    assert view.events[1:] == [
+    assert view.events[2:] == [
         (end, "wrapup_ended", {"agent": "1001"}),
         (end + timedelta(minutes=5), "summary", {"agent": "1001"}),
     ]
@@ -622,6 +657,7 @@ def test_set_wrapup_then_later_edits_of_the_summary(store: CallStore) -> None:
 
 def test_set_wrapup_without_a_summary(store: CallStore) -> None:
     _arrive(store)
+    store.agent_answered(UID, "1001", T0)
     assert store.set_wrapup(UID, "1001", T0, None)
     view = store.get(UID)
     assert view is not None
@@ -630,11 +666,12 @@ def test_set_wrapup_without_a_summary(store: CallStore) -> None:
     view = store.get(UID)
     assert view is not None
     assert (view.wrapup_ended_at, view.summary) == (T0, "补写")
-    assert _kinds(store) == ["arrived", "wrapup_ended", "summary"]
+    assert _kinds(store) == ["arrived", "agent_answered", "wrapup_ended", "summary"]
 
 
 def test_set_summary_during_the_wrapup(store: CallStore) -> None:
     _arrive(store)
+    store.agent_answered(UID, "1001", T0)
     assert store.set_summary(UID, "1001", "草稿", T0 + timedelta(seconds=5))
     assert store.set_summary(UID, "1001", "草稿", T0 + timedelta(seconds=6))
     view = store.get(UID)
@@ -645,15 +682,49 @@ def test_set_summary_during_the_wrapup(store: CallStore) -> None:
     view = store.get(UID)
     assert view is not None
     assert (view.summary, view.wrapup_ended_at) == ("草稿", T0 + timedelta(seconds=30))
-    assert _kinds(store) == ["arrived", "summary", "wrapup_ended"]
+    assert _kinds(store) == ["arrived", "agent_answered", "summary", "wrapup_ended"]
 
 
 def test_summary_is_clipped_and_cleaned(store: CallStore) -> None:
     _arrive(store)
+    store.agent_answered(UID, "1001", T0)
     store.set_wrapup(UID, "1001", T0, "很长的小结\x00" * 1000)
     view = store.get(UID)
     assert view is not None
     assert view.summary == ("很长的小结" * 1000)[:4000]
+
+
+def test_only_an_agent_who_served_the_call_writes_its_summary(store: CallStore) -> None:
+    """Issue 11 item 4: agent 1002 cannot overwrite the summary of 1001's call (the record is
+    unchanged, no event); 1001 can. After a transfer to 1002 both served it, so both can; 1003,
+    who never had the caller, still cannot, neither through the wrap-up's end."""
+    _arrive(store)
+    store.agent_answered(UID, "1001", T0)
+    assert store.set_summary(UID, "1001", "咨询养老金", T0 + timedelta(seconds=1))
+    with pytest.raises(NotServedError, match="1002"):
+        store.set_summary(UID, "1002", "改写", T0 + timedelta(seconds=2))
+    with pytest.raises(NotServedError):
+        store.set_wrapup(UID, "1002", T0 + timedelta(seconds=2), "改写")
+    view = store.get(UID)
+    assert view is not None
+    assert (view.summary, view.wrapup_ended_at) == ("咨询养老金", None)
+    assert _kinds(store) == ["arrived", "agent_answered", "summary"]
+    assert (store.served_by(UID, "1001"), store.served_by(UID, "1002"), store.served_by("no-such", "1001")) == (
+        True,
+        False,
+        None,
+    )
+    # The controller vouches for a consulted agent the record does not name.
+    assert store.set_summary(UID, "1004", "会商", T0 + timedelta(seconds=3), served=True)
+    store.agent_answered(UID, "1002", T0 + timedelta(minutes=1))  # transferred to 1002
+    assert store.set_summary(UID, "1002", "转接后补充", T0 + timedelta(minutes=2))
+    assert store.set_summary(UID, "1001", "我接的部分", T0 + timedelta(minutes=3))
+    with pytest.raises(NotServedError):
+        store.set_summary(UID, "1003", "x", T0 + timedelta(minutes=4))
+    view = store.get(UID)
+    assert view is not None and view.summary == "我接的部分"
+    # An unknown call is still False, not a refusal.
+    assert store.set_summary("no-such", "1001", "x", T0) is False
 
 
 def test_set_survey_stores_the_agent_and_keeps_the_first(store: CallStore) -> None:
@@ -869,6 +940,7 @@ def test_day_stats_of_an_empty_day_and_the_caps(store: CallStore) -> None:
 
 def test_concurrent_set_wrapup_ends_it_once(store: CallStore) -> None:
     _arrive(store)
+    store.agent_answered(UID, "1001", T0)
     barrier = threading.Barrier(4, timeout=10)
 
     def end(n: int) -> bool:

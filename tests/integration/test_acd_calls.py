@@ -63,6 +63,8 @@ def test_longest_idle_agent_answers_is_recorded_and_rated(acd: Hotline, world: W
     assert view.agent_id == "1002" and view.queue == "idle"
     assert view.queued_at is not None and view.connected_at is not None
     assert view.queued_at <= view.connected_at
+    # The call record's "answered" is the agent's answer (issue 11: it was never written).
+    assert view.answered_at == view.connected_at
     kinds = [kind for _at, kind, _detail in view.events]
     assert kinds.index("queued") < kinds.index("ring") < kinds.index("agent_answered") < kinds.index("agent_left")
     call.hang_up()
@@ -272,6 +274,9 @@ def test_caller_hanging_up_while_it_rings_frees_the_agent_and_is_called_back(
 
     [entry] = wait_until(listed, 10, "the abandoned call on the callback list")  # type: ignore[misc]
     assert entry.reason == "abandoned" and uid in callbacks.calls(entry.id)
+    # Rung but never answered: the call record has no answer (issue 11: answered_at).
+    abandoned = record(acd, uid, "ended")
+    assert (abandoned.answered_at, abandoned.connected_at) == (None, None)
     # The callback: the agent answers first, then the citizen's phone rings and is answered.
     world_mark = world.ami.mark()
     world.phone("1001").answers_after(0.5).hangs_up_after(3)

@@ -77,6 +77,13 @@ def test_an_agent_session_works_a_real_call(acd: Hotline, world: World, cc_ami: 
     assert screen["wrapup"]["call"] == uid and screen["agent"]["state"] == "wrap_up"
     text = "咨询养老金领取条件；<b>已解答</b>"
     assert agent.json("POST", "/api/agent/summary", {"text": text, "call": uid})[0] == 200
+    # Another agent cannot overwrite it: 403 with the reason, the summary unchanged (issue 11 item 4).
+    other = client(acd, "web1002", "agent", "1002")
+    status, refused = other.json("POST", "/api/agent/summary", {"text": "篡改的小结", "call": uid})
+    assert status == 403 and "1002" in refused["error"], refused
+    stored = call_store(acd).get(uid)
+    assert stored is not None and stored.summary == text
+    assert [d for _at, kind, d in stored.events if kind == "summary"] == [{"agent": "1001"}]
     assert agent.json("POST", "/api/agent/wrapup/extend", {"seconds": 30})[0] == 200
     status, refused = agent.json("POST", "/api/agent/wrapup/extend", {"seconds": 30})
     assert status == 409 and "extended" in refused["error"]
@@ -98,6 +105,9 @@ def test_an_agent_session_works_a_real_call(acd: Hotline, world: World, cc_ami: 
     # Call controls without a call are refused with the controller's reason, not a crash.
     status, refused = agent.json("POST", "/api/agent/call/hold", {})
     assert status == 409 and "not on a call" in refused["error"]
+    # A callback id past the database's integers is a 400, not a 500 (issue 11: odd values).
+    status, refused = agent.json("POST", "/api/agent/callbacks/99999999999999999999/call", {})
+    assert status == 400 and "out of range" in refused["error"]
 
 
 def _agent_row(board: dict[str, Any], agent_id: str) -> dict[str, Any]:

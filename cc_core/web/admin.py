@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
+from aiohttp import BodyPartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from cc_core.acd.roster import AGENT_FIELDS, QUEUE_FIELDS, RosterError, RosterInvalid
 from cc_core.errors import HotlineError
@@ -35,6 +36,8 @@ from cc_core.web.workstation import dumps
 
 FLOW_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 UPLOAD_TYPES = (".yaml", ".yml")
+# Parts of an upload looked at before the file field: a form has one or two.
+MAX_UPLOAD_PARTS = 8
 
 
 @dataclass
@@ -224,30 +227,54 @@ async def put_flow(request: web.Request) -> web.Response:
 
 @requires("admin")
 async def upload_flow(request: web.Request) -> web.Response:
-    """Publish an uploaded ``.yaml`` file (multipart field ``file``; at most 256 KiB, UTF-8)."""
+    """Publish an uploaded ``.yaml`` file (multipart field ``file``; at most 256 KiB, UTF-8).
+
+    A body that is not multipart is a 415; a malformed one (no boundary, torn, a bad part
+    header) a 400 with the reason, never a 500 (issue 11, found by schemathesis)."""
     if not request.content_type.startswith("multipart/"):
         return json_error(415, "请以 multipart/form-data 上传文件 (upload as multipart/form-data)")
-    reader = await request.multipart()
-    while True:
-        part = await reader.next()
-        if part is None:
-            return json_error(400, "缺少文件字段 file (missing the file field)")
-        if getattr(part, "name", None) == "file":
-            break
-    filename = getattr(part, "filename", None) or ""
-    stem, suffix = os.path.splitext(os.path.basename(filename))
-    if suffix.lower() not in UPLOAD_TYPES:
-        return json_error(415, "只接受 .yaml 或 .yml 文件 (only .yaml or .yml files)")
-    if not FLOW_NAME.match(stem):
-        return json_error(400, "文件名只能含小写字母、数字和下划线 (file name: a-z, 0-9, _)")
-    data = bytearray()
-    while chunk := await part.read_chunk(64 * 1024):  # type: ignore[union-attr]
-        data.extend(chunk)
-        if len(data) > MAX_FILE_BYTES:
-            return json_error(413, f"文件过大，上限 {MAX_FILE_BYTES // 1024} KiB (the file is too large)")
+    try:
+        found = await _upload(request)
+    except (ValueError, HttpProcessingError) as exc:
+        reason = " ".join(str(getattr(exc, "message", "") or exc).split())[:200]
+        return json_error(400, f"上传内容格式错误 (malformed multipart body: {reason})")
+    if isinstance(found, web.Response):
+        return found
+    stem, data = found
     if b"\x00" in data:
         return json_error(415, "这不是文本文件 (not a text file)")
-    return await _publish(request, stem, bytes(data), "upload")
+    return await _publish(request, stem, data, "upload")
+
+
+async def _upload(request: web.Request) -> tuple[str, bytes] | web.Response:
+    """The flow name and bytes of the upload's ``file`` part, or the refusal to answer.
+
+    Raises ValueError or HttpProcessingError (aiohttp's) for a body that is not well-formed
+    multipart."""
+    reader = await request.multipart()
+    for _ in range(MAX_UPLOAD_PARTS):
+        part = await reader.next()
+        if part is None:
+            break
+        if isinstance(part, BodyPartReader) and part.name == "file":
+            filename = part.filename or ""
+            stem, suffix = os.path.splitext(os.path.basename(filename))
+            if suffix.lower() not in UPLOAD_TYPES:
+                return json_error(415, "只接受 .yaml 或 .yml 文件 (only .yaml or .yml files)")
+            if not FLOW_NAME.match(stem):
+                return json_error(400, "文件名只能含小写字母、数字和下划线 (file name: a-z, 0-9, _)")
+            data = bytearray()
+            while chunk := await part.read_chunk(64 * 1024):
+                data.extend(chunk)
+                if len(data) > MAX_FILE_BYTES:
+                    return json_error(413, f"文件过大，上限 {MAX_FILE_BYTES // 1024} KiB (the file is too large)")
+            # Read on to the closing boundary: a body cut short (no closing boundary) raises
+            # here rather than publishing the piece that came.
+            for _ in range(MAX_UPLOAD_PARTS):
+                if await reader.next() is None:
+                    return stem, bytes(data)
+            break
+    return json_error(400, "缺少文件字段 file，或表单项过多 (missing the file field, or too many parts)")
 
 
 @requires("admin")
@@ -396,12 +423,33 @@ AGENT_ID = re.compile(r"^[0-9]{3,6}$")
 
 
 def _fields(data: dict[str, Any], allowed: tuple[str, ...]) -> dict[str, Any]:
+    """The editable fields of an agent or queue edit; 400 for an unknown field or a null.
+
+    A null has no TOML form (the settings file could not be written: a 500 before); every other
+    JSON value can be written, and the settings' own validation then names what it refuses."""
     unknown = sorted(set(data) - set(allowed) - {"id"})
     if unknown:
         raise web.HTTPBadRequest(
             text=dumps({"error": f"未知字段 (unknown fields): {', '.join(unknown)}"}), content_type="application/json"
         )
-    return {k: data[k] for k in allowed if k in data}
+    fields = {k: data[k] for k in allowed if k in data}
+    for name, value in fields.items():
+        _no_null(value, name)
+    return fields
+
+
+def _no_null(value: Any, where: str) -> None:
+    if value is None:
+        raise web.HTTPBadRequest(
+            text=dumps({"error": f"{where} 不能为 null ({where} may not be null; leave the field out to keep it)"}),
+            content_type="application/json",
+        )
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _no_null(item, f"{where}.{key}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _no_null(item, f"{where}[{index}]")
 
 
 async def _roster_call(request: web.Request, action: str, target: str, work: Awaitable[Any]) -> Any:

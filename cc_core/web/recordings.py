@@ -158,6 +158,8 @@ async def search(request: web.Request) -> web.Response:
 async def _recording(request: web.Request) -> ArchivedRecording:
     try:
         recording_id = int(request.match_info["id"])
+        if not 0 < recording_id < 2**31:  # SQLite overflows past 2**63 (a 500 before)
+            raise ValueError(recording_id)
     except ValueError as exc:
         raise web.HTTPNotFound(text=_dumps({"error": "没有这个录音 (no such recording)"})) from exc
     found = await asyncio.to_thread(archived_recording, request.app[REPLAY_KEY].sessions, recording_id)

@@ -299,14 +299,17 @@ async def audit(request: web.Request, action: str, target: str, detail: dict[str
 async def read_json(request: web.Request, limit: int) -> dict[str, Any]:
     """The request's JSON object: {} for an empty body, 400 when it is not a JSON object, 413
     past ``limit`` bytes (read no further than that)."""
-    raw = await request.content.read(limit + 1)
+    # read(n) returns what has arrived so far, not n bytes: read on to the end (or past the limit).
+    raw = b""
+    while len(raw) <= limit and (chunk := await request.content.read(limit + 1 - len(raw))):
+        raw += chunk
     if len(raw) > limit:
         raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=len(raw))
     if not raw.strip():
         return {}
     try:
         data = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: [[[[…]]]] nested deep
         data = None
     if not isinstance(data, dict):
         raise web.HTTPBadRequest(

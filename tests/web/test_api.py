@@ -9,6 +9,8 @@ a real aiohttp server on loopback, a real SQLite database, real audio files; req
 
 from __future__ import annotations
 
+import asyncio
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -28,6 +30,7 @@ from cc_core.calls.store import CallStore
 from cc_core.db.models import Recording
 from cc_core.db.session import make_engine, make_sessionmaker, upgrade
 from cc_core.switch.instance import Instance
+from cc_core.web.admin import FlowAdmin
 from cc_core.web.api import PUBLIC_API, add_api_routes
 from cc_core.web.health import make_app
 from cc_core.web.recordings import ReplayContext
@@ -51,6 +54,7 @@ class Api:
     wav: Path
     sessions: sessionmaker[Session]
     chroot: Path
+    edits: list[tuple[str, str, dict[str, Any]]]
 
     def client(self) -> Client:
         return Client(self.port)
@@ -105,11 +109,37 @@ def api(tmp_path: Path, loop: LoopThread) -> Iterator[Api]:
     # tests (they check refusals, given before a handler runs); their behaviour is tested
     # against the real controller in tests/integration and tests/web/test_browser.py.
     unreached = cast(Any, None)
+    edits: list[tuple[str, str, dict[str, Any]]] = []
+
+    async def save_agent(agent_id: str, fields: dict[str, Any], create: bool) -> str | None:
+        edits.append(("agent", agent_id, fields))
+        return None
+
+    async def save_queue(name: str, fields: dict[str, Any]) -> None:
+        edits.append(("queue", name, fields))
+
+    async def nothing(*_args: Any) -> Any:
+        return None
+
+    flows_dir = tmp_path / "flows"
+    flows_dir.mkdir()
+    # The admin part: what reaches the settings file is recorded (the real roster is tested in
+    # tests/acd/test_roster.py and tests/integration/test_web_api.py), the flows are unreached.
+    admin = FlowAdmin(
+        flows_dir,
+        registry=unreached,
+        reload=nothing,
+        current_settings=unreached,
+        new_sip_password=nothing,
+        save_agent=save_agent,
+        remove_agent=nothing,
+        save_queue=save_queue,
+    )
     add_api_routes(
         app,
         replay=ReplayContext(sessions, archive, chroot / "srv/hotline/cc/spool/monitor"),
         views=unreached,
-        flows=unreached,
+        flows=admin,
     )
     port = free_port()
     runner = web.AppRunner(app, access_log=None)
@@ -119,7 +149,7 @@ def api(tmp_path: Path, loop: LoopThread) -> Iterator[Api]:
         await web.TCPSite(runner, "127.0.0.1", port).start()
 
     loop.run(start())
-    yield Api(port, auth, app, recording_id, wav, sessions, chroot)
+    yield Api(port, auth, app, recording_id, wav, sessions, chroot, edits)
     loop.run(runner.cleanup())
     engine.dispose()
 
@@ -355,3 +385,114 @@ def test_the_openapi_document_lists_every_route_with_its_roles(api: Api) -> None
         assert operation["summary"], path
         if path not in PUBLIC_API:
             assert operation["x-roles"] == list(route.handler.roles), path
+
+
+def _raw(api: Api, method: str, path: str, body: bytes | Any, content_type: str, csrf: str) -> tuple[int, Any]:
+    """A request with a hand-made body and content type (what a client or a fuzzer may send)."""
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(f"http://127.0.0.1:{api.port}{path}", data=body, method=method)
+    request.add_header("Content-Type", content_type)
+    client = api.client()
+    client.login("admin1")
+    request.add_header("Cookie", client.cookie)
+    request.add_header("X-CSRF-Token", client.csrf)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as exc:
+        text = exc.read()
+        return exc.code, json.loads(text) if text.startswith(b"{") else text
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body", "reason"),
+    [
+        ("multipart/form-data", b"--x\r\n", "boundary"),  # no boundary (schemathesis found a 500)
+        ("multipart/form-data; boundary=abc", b"garbage", "boundary"),  # no part at all
+        (
+            "multipart/form-data; boundary=abc",
+            b'--abc\r\nContent-Disposition: form-data; name="file"; filename="main.yaml"\r\n\r\nhello',
+            "EOF",
+        ),  # torn: the closing boundary never comes
+        ("multipart/form-data; boundary=abc", b"--abc\r\nno colon here\r\n\r\nx\r\n--abc--\r\n", "header"),
+    ],
+)
+def test_a_malformed_upload_is_a_400_with_the_reason(api: Api, content_type: str, body: bytes, reason: str) -> None:
+    """Issue 11 ("also found"): a multipart body without a boundary, torn, or with a bad part
+    header answered 500; now 400 saying what is wrong, and nothing is published."""
+    status, answer = _raw(api, "POST", "/api/admin/flows/upload", body, content_type, "")
+    assert status == 400, (status, answer)
+    assert "multipart" in answer["error"] and reason.lower() in answer["error"].lower(), answer
+    # Not multipart at all: 415, as before.
+    status, answer = _raw(api, "POST", "/api/admin/flows/upload", b"{}", "application/json", "")
+    assert status == 415 and "multipart" in answer["error"]
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/api/admin/agents/1001", {"name": None}, "name"),
+        ("/api/admin/agents/1001", {"skills": {"consult": None}}, "skills.consult"),
+        ("/api/admin/agents/1001", {"tags": ["vip", None]}, "tags[1]"),
+        ("/api/admin/queues/general", {"ring_timeout": None}, "ring_timeout"),
+        ("/api/admin/queues/general", {"priority_tags": {"vip": None}}, "priority_tags.vip"),
+    ],
+)
+def test_a_null_in_an_agent_or_queue_edit_is_a_400_naming_the_field(
+    api: Api, path: str, body: dict[str, Any], field: str
+) -> None:
+    """Issue 11 item 8: {"name": null} reached the settings file, which cannot hold a null (a
+    500). Now a 400 naming the field, and nothing reaches the settings file."""
+    client = api.client()
+    client.login("admin1")
+    status, answer = client.json("PUT", path, body)
+    assert status == 400 and answer["error"].startswith(f"{field} 不能为 null"), answer
+    status, answer = client.json("POST", "/api/admin/agents", {"id": "1009", "name": None})
+    assert status == 400 and answer["error"].startswith("name 不能为 null"), answer
+    assert api.edits == []
+    # A value without nulls goes through.
+    assert client.json("PUT", "/api/admin/agents/1001", {"name": "王芳", "tags": ["vip"]})[0] == 200
+    assert api.edits == [("agent", "1001", {"name": "王芳", "tags": ["vip"]})]
+
+
+def test_odd_json_bodies_are_400s(api: Api) -> None:
+    """Bad JSON, a non-object, JSON nested past Python's recursion limit (a 500 before), or a
+    path number past the database's integers: each a 4xx with the reason, nothing written."""
+    deep = b'{"name": ' + b"[" * 5000 + b"]" * 5000 + b"}"
+    for body in (b"{not json", b"[1, 2]", b'"text"', deep, "名字".encode("gbk")):
+        status, answer = _raw(api, "PUT", "/api/admin/agents/1001", body, "application/json", "")
+        assert status == 400 and "JSON" in answer["error"], (body[:20], status, answer)
+    assert api.edits == []
+    client = api.client()
+    client.login("auditor1")
+    status, answer = client.json("GET", "/api/recordings/99999999999999999999999")
+    assert status == 404 and "no such recording" in answer["error"]
+
+
+def test_a_json_body_arriving_in_pieces_is_read_whole(api: Api, loop: LoopThread) -> None:
+    """read_json took the first read() as the whole body: a body that arrived in two TCP pieces
+    was cut and answered 400 (bad JSON). Now it reads to the end."""
+    client = api.client()
+    client.login("admin1")
+    body = json.dumps({"name": "王芳", "team": "一组" * 2000}, ensure_ascii=False).encode()
+
+    async def send() -> int:
+        reader, writer = await asyncio.open_connection("127.0.0.1", api.port)
+        head = (
+            f"PUT /api/admin/agents/1001 HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\nCookie: {client.cookie}\r\nX-CSRF-Token: {client.csrf}\r\n"
+            "Connection: close\r\n\r\n"
+        ).encode()
+        writer.write(head + body[:100])
+        await writer.drain()
+        await asyncio.sleep(0.3)  # the server has read the first piece by now
+        writer.write(body[100:])
+        await writer.drain()
+        status = int((await reader.readline()).split()[1])
+        writer.close()
+        return status
+
+    assert loop.run(send(), timeout=20) == 200
+    assert api.edits == [("agent", "1001", {"name": "王芳", "team": "一组" * 2000})]

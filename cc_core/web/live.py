@@ -80,12 +80,16 @@ async def live(request: web.Request) -> web.StreamResponse:
     role, agent_id = view.user.role, view.user.agent_id
     views = request.app[VIEWS_KEY]
     if role == "agent" and (not agent_id or agent_id not in views.acd.agents):
-        raise web.HTTPConflict(text=dumps({"error": "此账号未关联坐席 (not linked to an agent)"}))
+        raise web.HTTPConflict(
+            text=dumps({"error": "此账号未关联坐席 (not linked to an agent)"}), content_type="application/json"
+        )
     origin = request.headers.get("Origin")
     if origin is not None and urlsplit(origin).netloc != request.host:
         # Another site's page opening our socket with the user's cookie (the SameSite cookie
         # already prevents it in current browsers; this holds for older ones too).
-        raise web.HTTPForbidden(text=dumps({"error": "跨站连接被拒绝 (cross-site WebSocket refused)"}))
+        raise web.HTTPForbidden(
+            text=dumps({"error": "跨站连接被拒绝 (cross-site WebSocket refused)"}), content_type="application/json"
+        )
     auth = request.app[AUTH_KEY]
     token = request.cookies.get(SESSION_COOKIE, "")
     sockets = request.app[LIVE_KEY]

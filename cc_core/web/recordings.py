@@ -161,7 +161,9 @@ async def _recording(request: web.Request) -> ArchivedRecording:
         if not 0 < recording_id < 2**31:  # SQLite overflows past 2**63 (a 500 before)
             raise ValueError(recording_id)
     except ValueError as exc:
-        raise web.HTTPNotFound(text=_dumps({"error": "没有这个录音 (no such recording)"})) from exc
+        raise web.HTTPNotFound(
+            text=_dumps({"error": "没有这个录音 (no such recording)"}), content_type="application/json"
+        ) from exc
     found = await asyncio.to_thread(archived_recording, request.app[REPLAY_KEY].sessions, recording_id)
     if found is None:
         raise web.HTTPNotFound(

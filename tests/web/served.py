@@ -6,9 +6,10 @@ refusals), every handler here is reached and does its real work: a real :class:`
 built from a test ``hotline.toml`` (its ACD, call control, views, flow registry, roster edits
 written to that file, the switch's config rendered into its own instance of the project's
 chroot), a real SQLite database, real flows (a copy of ``ivr_flows/``, so a publish never
-touches the repository). Only the switch is not running: the controller's AMI link is replaced
-by :class:`AnsweringAmi`, which answers every action with success, so an agent can log in and
-a SIP password be reset without Asterisk. The routes are mounted exactly as
+touches the repository). Only the switch is not running: the controller's AMI link (and its
+reload of SIP accounts through the switch's CLI) is replaced by :class:`AnsweringAmi`, which
+answers every action with success, so an agent can log in and a SIP password be reset without
+Asterisk. The routes are mounted exactly as
 ``Controller.start`` mounts them.
 
 Sessions are opened directly in the session store (no argon2 hash per login), one per role;
@@ -63,6 +64,9 @@ class AnsweringAmi:
     async def action(self, action: dict[str, str], **_kwargs: Any) -> dict[str, str]:
         self.actions.append(dict(action))
         return {"Response": "Success", "Message": "ok"}
+
+    async def reload_sip_accounts(self) -> None:
+        self.actions.append({"Action": "reload res_pjsip.so (CLI)"})
 
     def health(self) -> dict[str, Any]:
         return {"connected": True}
@@ -161,6 +165,8 @@ def serve(home: Path, loop: LoopThread) -> Iterator[Served]:
         controller = Controller(settings, secrets, config)
         controller.ami = ami  # type: ignore[assignment]
         controller.acd.ami = ami  # type: ignore[assignment]
+        # SIP accounts are reloaded through the switch's CLI socket (item 5): nothing to reload.
+        controller._reload_sip_accounts = ami.reload_sip_accounts  # type: ignore[method-assign]
         await controller.reload_flows()
         app = make_app(controller.health, middlewares=[session_middleware])
         app[AUTH_KEY] = controller.web_auth

@@ -39,6 +39,7 @@ from cc_core.bus import EventBus
 from cc_core.logs import mask_personal_data
 from cc_core.switch.ami import AmiUnavailable
 from cc_core.switch.events import ChannelHungUp, ConferenceJoined, ConferenceLeft, DialEnded, DialStarted
+from cc_core.switch.numbers import is_dialable
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +138,8 @@ class CallControl:
             if value not in self.acd.queues:
                 raise AgentError(f"unknown queue {value!r}")
         if kind == "number":
-            if not value.isdigit() or not 3 <= len(value) <= 20:
+            # ASCII digits only (str.isdigit() takes '²' and '١'): it becomes Dial(PJSIP/<n>@trunk).
+            if not is_dialable(value):
                 raise AgentError(f"{mask_personal_data(value)!r} is not a phone number")
             if not self.acd.trunk:
                 raise AgentError("no trunk with a host is configured: no calls to outside numbers")

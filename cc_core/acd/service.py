@@ -64,6 +64,7 @@ from cc_core.logs import mask_personal_data
 from cc_core.switch.ami import AmiLink, AmiUnavailable
 from cc_core.switch.events import ChannelHungUp, DeviceStateChanged, DialEnded, DialStarted, SwitchResynced, UserEvent
 from cc_core.switch.fastagi import AgiHangup, AgiSession
+from cc_core.switch.numbers import is_dialable
 from cc_core.switch.view import SwitchView
 
 log = logging.getLogger(__name__)
@@ -797,7 +798,7 @@ class Acd:
         self.waiters.pop(waiter.uniqueid, None)
         now = self.clock()
         await self.db(self.calls.add_event, waiter.uniqueid, "left_queue", {"how": how}, now)
-        if how == "callback" and waiter.number:
+        if how == "callback" and is_dialable(waiter.number):  # else: a message instead
             await asyncio.to_thread(self.callbacks.request, waiter.number, waiter.uniqueid, "requested", now)
             await self._say_and_hang_up(session, self.text.callback_confirm)
             return
@@ -1086,6 +1087,12 @@ class Acd:
 
     async def _place(self, callback_id: int, number: str, agent_id: str) -> None:
         now = self.clock()
+        if not is_dialable(number):
+            # Never dialled (issue 11 item 6): it would become the Originate's Exten and the
+            # dialplan's Dial(PJSIP/<number>@trunk). The agent is not rung; the callback is closed.
+            log.warning("callback refused: not a dialable number", extra={"callback": callback_id})
+            await asyncio.to_thread(self.callbacks.cancel, callback_id, now, "号码无法拨打 (not a dialable number)")
+            return
         before = self.agents[agent_id]
         try:
             offered = sm.offer(before, now)

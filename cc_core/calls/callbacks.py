@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from cc_core.calls.store import _agent, _aware, _key, _text, beijing_day, is_anonymous
 from cc_core.db.models import Call, Callback, CallbackAttempt, CallbackCall
 from cc_core.logs import mask_personal_data
+from cc_core.switch.numbers import dialable
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +116,9 @@ def _number(value: str) -> str:
     number = _text(value.strip(), _NUMBER_LEN)
     if is_anonymous(number):
         raise ValueError("an anonymous caller cannot be called back: there is no number")
-    return number
+    # Only a number the switch may dial is put on the list (issue 11 item 6): it becomes the
+    # Exten of an AMI Originate and part of Dial(PJSIP/<number>@trunk). BadNumber is a ValueError.
+    return dialable(number)
 
 
 def _optional_key(value: str | None, name: str) -> str | None:

@@ -97,12 +97,16 @@ def test_the_day_is_the_beijing_calendar_day(callbacks: CallbackStore) -> None:
     assert callbacks.calls(late) == ["a.2", "a.3", "a.4"]
 
 
-def test_numbers_are_kept_apart_and_clipped(callbacks: CallbackStore) -> None:
+def test_numbers_are_kept_apart_and_only_dialable_ones_are_taken(callbacks: CallbackStore) -> None:
+    """Issue 11 item 6: a callback's number becomes an Originate's Exten and part of
+    Dial(PJSIP/<number>@trunk); anything but '+' and 3-20 ASCII digits is refused, not clipped."""
     one = callbacks.request(" 13800138000 ", "a.1", "abandoned", T0)
-    two = callbacks.request("13900139000", "a.2", "abandoned", T0 + _s(1))
-    long = callbacks.request("0" + "1" * 40 + "\x00", "a.3", "abandoned", T0 + _s(2))
-    assert len({one, two, long}) == 3
-    assert [v.number for v in callbacks.list_day(DAY)] == [NUMBER, "13900139000", "0" + "1" * 31]
+    two = callbacks.request("+8613900139000", "a.2", "abandoned", T0 + _s(1))
+    assert one != two
+    for hostile in ("0" + "1" * 40 + "\x00", "139&PJSIP/1001", "139,tT", "139/evil", "139\n00", "１３９００", "12"):
+        with pytest.raises(ValueError, match="3 to 20 digits"):
+            callbacks.request(hostile, "a.3", "abandoned", T0 + _s(2))
+    assert [v.number for v in callbacks.list_day(DAY)] == [NUMBER, "+8613900139000"]
 
 
 def test_an_anonymous_caller_cannot_be_called_back(callbacks: CallbackStore) -> None:

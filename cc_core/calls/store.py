@@ -134,6 +134,7 @@ class DayStats:
     callback_rate: float
     total_rate: float
     waiting: int = 0
+    in_progress: int = 0
 
 
 @dataclass(frozen=True)
@@ -709,9 +710,13 @@ class CallStore:
 
         - ``offered``: calls that arrived that day (Asia/Shanghai) and entered a queue; calls that
           ended in the IVR (self-service, voicemail, hung up in the menus) were never offered.
-        - ``answered``: of those, the ones an agent answered; ``waiting``: the ones still in
-          progress without an answer (in the queue now); ``abandoned`` = offered - answered -
-          waiting (hung up while waiting, or never answered).
+        - ``answered``: of those, the ones an agent answered, those still going on included
+          (``in_progress``: answered and not ended: an agent talks to the caller now, or the
+          caller rates the service); ``waiting``: the ones still going on without an answer (in
+          the queue now); ``abandoned`` = offered - answered - waiting (hung up while waiting,
+          or never answered). So every offered call is in exactly one of answered, waiting and
+          abandoned, live during the day too (issue 11: the wallboard showed a connected call
+          as none of them).
         - ``called_back``: callbacks of that day (one per number and day) that are "done": an
           agent reached the citizen, or the citizen called in again and was served.
         - ``answered_rate`` = answered / offered, ``callback_rate`` = called_back / offered,
@@ -724,11 +729,12 @@ class CallStore:
             raise ValueError(f"day must be a date, got {day!r}")
         start, end = beijing_day_bounds(day)
         with self._sessions() as session:
-            offered, answered, waiting = session.execute(
+            offered, answered, waiting, in_progress = session.execute(
                 select(
                     func.count(Call.id),
                     func.count(Call.connected_at),
                     func.count(case((Call.connected_at.is_(None) & Call.ended_at.is_(None), Call.id))),
+                    func.count(case((Call.connected_at.is_not(None) & Call.ended_at.is_(None), Call.id))),
                 ).where(Call.arrived_at >= start, Call.arrived_at < end, Call.queued_at.is_not(None))
             ).one()
             called_back = (
@@ -747,6 +753,7 @@ class CallStore:
             callback_rate=callback_rate,
             total_rate=min(1.0, answered_rate + callback_rate),
             waiting=waiting,
+            in_progress=in_progress,
         )
 
     def history(self, caller_number: str, *, exclude: str | None = None, limit: int = 10) -> list[CallView]:

@@ -38,7 +38,7 @@ from cc_core.web.security import current, json_error, read_json, requires
 MAX_BODY = 16 * 1024
 SUMMARY_MAX = 4000
 # The wallboard's day figures come from the database; several supervisors and the WebSocket
-# share one answer for this long.
+# share one answer for this long, unless what the wallboard shows from memory changed meanwhile.
 FIGURES_TTL_S = 2.0
 
 
@@ -80,7 +80,7 @@ class Views:
     # The flows now served (FlowRegistry.snapshot): the pop-up labels the IVR path with the
     # words of the menus the caller chose from (cc_core/ivr/labels.py).
     flows: Callable[[], Mapping[str, Flow]] = lambda: {}
-    _figures: tuple[float, dict[str, Any]] | None = None
+    _figures: tuple[float, tuple[Any, ...], dict[str, Any]] | None = None
 
     # ---- the agent ----------------------------------------------------------------------------
 
@@ -208,10 +208,15 @@ class Views:
         )
 
     def _day_figures(self, now: datetime) -> dict[str, Any]:
-        cached = self._figures
-        if cached is not None and time.monotonic() - cached[0] < FIGURES_TTL_S:
-            return cached[1]
+        """Today's figures (``answered`` counts calls going on: ``in_progress`` of them; the
+        ``waiting`` are in a queue now). Read again when the agents or callers changed: a cached
+        answer from before an agent took a call showed that call as neither answered nor
+        anything else until the cache ran out (issue 11)."""
         day = beijing_day(now)
+        key = (day, self.wallboard_key())
+        cached = self._figures
+        if cached is not None and cached[1] == key and time.monotonic() - cached[0] < FIGURES_TTL_S:
+            return cached[2]
         stats = self.calls.day_stats(day)
         figures = self.calls.day_figures(day)
         result = {
@@ -223,7 +228,7 @@ class Views:
             "survey_count": figures.survey_count,
             "satisfied_rate": figures.satisfied_rate,
         }
-        self._figures = (time.monotonic(), result)
+        self._figures = (time.monotonic(), key, result)
         return result
 
     def wallboard(self) -> dict[str, Any]:

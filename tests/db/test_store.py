@@ -914,6 +914,27 @@ def test_day_stats_definition(store: CallStore) -> None:
     assert (live.offered, live.answered, live.waiting, live.abandoned) == (21, 18, 1, 2)
 
 
+def test_day_stats_count_a_call_in_progress(store: CallStore) -> None:
+    """Issue 11: while an agent talks the wallboard showed the call as neither answered nor
+    anything else. A call answered and still going on counts as answered and in progress; one
+    in the queue as waiting; each offered call is in exactly one of answered, waiting, abandoned."""
+    start = datetime(2024, 5, 1, 16, 0, tzinfo=UTC)
+    _offered(store, "talking.1", start + timedelta(hours=1), answered=True, ended=False)
+    stats = store.day_stats(DAY)
+    assert (stats.offered, stats.answered, stats.in_progress, stats.waiting, stats.abandoned) == (1, 1, 1, 0, 0)
+    assert stats.answered_rate == 1.0
+    _offered(store, "queued.1", start + timedelta(hours=2), answered=False, ended=False)
+    _offered(store, "done.1", start + timedelta(hours=3), answered=True)
+    _offered(store, "gone.1", start + timedelta(hours=4), answered=False)
+    stats = store.day_stats(DAY)
+    assert (stats.offered, stats.answered, stats.in_progress, stats.waiting, stats.abandoned) == (4, 2, 1, 1, 1)
+    assert stats.answered + stats.waiting + stats.abandoned == stats.offered
+    # The caller of talking.1 hangs up: still answered, no longer in progress.
+    store.call_ended("talking.1", 16, None, start + timedelta(hours=5))
+    stats = store.day_stats(DAY)
+    assert (stats.answered, stats.in_progress, stats.waiting, stats.abandoned) == (2, 0, 1, 1)
+
+
 def test_a_call_at_2330_utc_counts_for_the_next_beijing_day(store: CallStore) -> None:
     _offered(store, "late.1", datetime(2024, 5, 1, 23, 30, tzinfo=UTC), answered=True)
     assert store.day_stats(date(2024, 5, 1)).offered == 0

@@ -115,6 +115,9 @@ export interface TodayFigures {
   offered?: number
   answered?: number
   abandoned?: number
+  // Of today's offered calls: in a queue now, and answered and still going on (issue 11).
+  waiting?: number
+  in_progress?: number
   called_back?: number
   answered_rate?: number | null
   callback_rate?: number | null

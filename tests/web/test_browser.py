@@ -279,6 +279,29 @@ def test_admin_fixes_a_broken_flow_and_the_next_call_follows_it(
         expect(page.get_by_test_id("flow-graph")).to_be_visible()
         shot(page, "admin-flows")
         assert main.read_text(encoding="utf-8") == fixed
+        # The 39-node graph starts fitted in its box and zooms and pans (issue 11): +, wheel, drag, fit.
+        box, graph = page.get_by_test_id("flow-graph-box"), page.get_by_test_id("flow-graph")
+        scale = lambda: float(box.get_attribute("data-scale") or 0)  # noqa: E731
+        wait_until(lambda: 0 < scale() < 1, 10, "the graph fitted in its box")
+        fitted = scale()
+        page.get_by_test_id("graph-zoom-in").click()
+        wait_until(lambda: abs(scale() - fitted * 1.25) < 0.002, 5, "zoomed in by the + button")
+        area = box.bounding_box()
+        assert area is not None
+        middle = (area["x"] + area["width"] / 2, area["y"] + area["height"] / 2)
+        page.mouse.move(*middle)
+        page.mouse.wheel(0, 100)
+        wait_until(lambda: abs(scale() - fitted) < 0.002, 5, "zoomed out by the wheel")
+        x0, y0 = int(graph.get_attribute("data-x") or 0), int(graph.get_attribute("data-y") or 0)
+        page.mouse.down()
+        page.mouse.move(middle[0] + 120, middle[1] + 60, steps=4)
+        page.mouse.up()
+        assert (int(graph.get_attribute("data-x") or 0), int(graph.get_attribute("data-y") or 0)) == (x0 + 120, y0 + 60)
+        page.get_by_test_id("graph-actual").click()
+        wait_until(lambda: scale() == 1, 5, "the graph at its own size")
+        shot(page, "admin-flow-graph-actual-size")
+        page.get_by_test_id("graph-fit").click()
+        wait_until(lambda: abs(scale() - fitted) < 0.002, 5, "fitted again")
         # The next call follows the published flow: 1 now goes straight to an agent.
         since = cc_ami.mark()
         call = world.call_hotline(caller="13800007003")

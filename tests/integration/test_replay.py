@@ -12,8 +12,10 @@ from pathlib import Path
 
 import pytest
 from pydub import AudioSegment
+from sqlalchemy import delete
 
 from cc_core.archive.views import archived_recording
+from cc_core.db.models import Recording
 from cc_core.db.session import make_engine, make_sessionmaker
 from tests.harness.acd import answered, login, place, rung, stores
 from tests.harness.ami import AmiPeer
@@ -100,3 +102,30 @@ def test_a_recorded_call_is_archived_found_and_replayed_by_an_auditor(
     assert code == 200
     assert [e["action"] for e in entries if e["allowed"] and e["actor"] == "audit.wang"] == ["listen"]
     assert any(e["actor"] == "agent.li" and not e["allowed"] for e in entries)
+
+
+def test_a_forged_recording_event_leaves_no_row_to_replay(controller: Hotline, cc_ami: AmiPeer) -> None:
+    """Issue 11 item 6: a HotlineRecording event naming a file outside the monitor folder (here
+    sent by AMI's UserEvent, as anyone who can reach AMI or inject into the dialplan could) is
+    refused by the controller: no recording row, so replay can never serve that file. A genuine
+    name sent just after is taken: the controller has handled both."""
+    inst = controller.instance.inside
+    forged = {
+        "/etc/passwd": "forged-1.1",
+        f"{inst}/spool/monitor/../../../../var/secrets.json": "forged-1.2",
+    }
+    genuine = f"{inst}/spool/monitor/2026-12-04/forged-1.3.wav"
+    for file, uid in [*forged.items(), (genuine, "forged-1.3")]:
+        answer = cc_ami.action(
+            {"Action": "UserEvent", "UserEvent": "HotlineRecording", "File": file, "Agent": "1001", "Call": uid}
+        )
+        assert answer.get("Response") == "Success", answer
+    recordings, _ = stores(controller)
+    try:
+        wait_until(lambda: recordings.for_call("forged-1.3") or None, 20, "the genuine name taken")
+        for file, uid in forged.items():
+            assert recordings.for_call(uid) == [], file
+    finally:
+        sessions = make_sessionmaker(make_engine(controller.settings.database_url))
+        with sessions.begin() as session:
+            session.execute(delete(Recording).where(Recording.uniqueid.like("forged-1.%")))

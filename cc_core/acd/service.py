@@ -265,7 +265,9 @@ class Acd:
         ext = (extension or agent_id).strip()
         if ext.startswith(MOBILE_PREFIX):
             number = ext[len(MOBILE_PREFIX) :]
-            if not number.isdigit() or not 5 <= len(number) <= 20:
+            # ASCII digits only (issue 11 item 6): it becomes Dial(PJSIP/<number>@trunk) and an
+            # Originate's Channel; str.isdigit() also took '²' and '١'.
+            if not is_dialable(number) or not 5 <= len(number.lstrip("+")):
                 raise AgentError(f"mobile extension {mask_personal_data(ext)!r} is not a phone number")
             if not self.trunk:
                 raise AgentError("no trunk with a host is configured: agents cannot log in on a mobile")

@@ -67,3 +67,14 @@ def test_a_callback_to_a_real_number_is_originated(stores: Stores, ami: Recordin
     asyncio.run(scenario())
     originates = [a for a in ami.actions if a.get("Action") == "Originate"]
     assert [(a["Context"], a["Exten"]) for a in originates] == [("hotline-callback", "13800138000")]
+
+
+@pytest.mark.parametrize("number", ["١٣٨٠٠١٣٨٠٠٠", "13800&PJSIP/1001", "138,00", "１３８００１３８０００", "1234"])
+def test_a_mobile_login_takes_only_a_dialable_number(stores: Stores, ami: RecordingAmi, number: str) -> None:
+    """The mobile becomes an Originate's Channel, PJSIP/<number>@trunk: ASCII digits only."""
+    from cc_core.acd.service import AgentError
+
+    acd = _acd(stores, ami)
+    with pytest.raises(AgentError, match="is not a phone number"):
+        asyncio.run(acd.login("2000", f"m:{number}"))
+    assert acd.agents["2000"].state is AgentState.AVAILABLE

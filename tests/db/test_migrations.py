@@ -84,8 +84,8 @@ def _tables(url: str) -> set[str]:
         engine.dispose()
 
 
-def test_head_revision_is_the_auth_migration() -> None:
-    assert head_revision() == "0006"
+def test_head_revision_is_the_answered_at_migration() -> None:
+    assert head_revision() == "0007"
 
 
 def test_upgrade_from_empty_to_head(db_url: str) -> None:
@@ -815,7 +815,7 @@ def test_downgrade_0006_to_0005_and_up_again(db_url: str) -> None:
     assert downgrade(db_url, "0005") == "0005"
     assert not (AUTH_TABLES & _tables(db_url))
     assert ARCHIVE_TABLES <= _tables(db_url)
-    assert upgrade(db_url) == "0006"
+    assert upgrade(db_url) == head_revision()
     engine = make_engine(db_url)
     try:
         sessions = make_sessionmaker(engine)
@@ -825,3 +825,33 @@ def test_downgrade_0006_to_0005_and_up_again(db_url: str) -> None:
             session.execute(sa.text("DELETE FROM audit_log"))
     finally:
         engine.dispose()
+
+
+def test_upgrade_0006_to_0007_fills_answered_at_from_the_first_answer(db_url: str) -> None:
+    """Issue 11: answered_at was never written. Calls answered before 0007 get their first
+    agent's answer (connected_at); calls never answered keep none; a second upgrade changes nothing."""
+    assert upgrade(db_url, "0006") == "0006"
+    engine = make_engine(db_url)
+    try:
+        store = CallStore(make_sessionmaker(engine))
+        for uid in ("answered.1", "abandoned.1"):
+            store.call_arrived(uid, uid, "13800138000", "12333", "PJSIP/carrier-1", T0)
+            store.queue_entered(uid, "q", None, 0, T0 + timedelta(seconds=5))
+        with engine.begin() as conn:  # as the code of 0006 left it: connected_at only
+            conn.execute(
+                text("UPDATE calls SET connected_at = :at, agent_id = '1001' WHERE uniqueid = 'answered.1'"),
+                {"at": T0 + timedelta(seconds=30)},
+            )
+    finally:
+        engine.dispose()
+    assert upgrade(db_url) == "0007"
+    engine = make_engine(db_url)
+    try:
+        store = CallStore(make_sessionmaker(engine))
+        answered, abandoned = store.get("answered.1"), store.get("abandoned.1")
+        assert answered is not None and answered.answered_at == T0 + timedelta(seconds=30)
+        assert abandoned is not None and abandoned.answered_at is None
+    finally:
+        engine.dispose()
+    assert downgrade(db_url, "0006") == "0006"
+    assert upgrade(db_url) == "0007"

@@ -205,7 +205,9 @@ def hotline_values(settings: Settings, secrets: Secrets, instance: Instance) -> 
     number_routes = lines("number_routes", "exten => {},1,Goto(hotline,${{EXTEN}},1)", numbers)
     trunk_number_routes = lines(
         "trunk_number_routes",
-        "exten => {0},1,Set(CALLERID(num)=${{FILTER(0-9+,${{CALLERID(num)}})}})\n same => n,Goto(hotline,${{EXTEN}},1)",
+        "exten => {0},1,Set(CALLERID(num)=${{FILTER(0-9+,${{CALLERID(num)}})}})\n"
+        " same => n,Set(CALLERID(rdnis)=${{FILTER(0-9+,${{CALLERID(rdnis)}})}})\n"
+        " same => n,Goto(hotline,${{EXTEN}},1)",
         numbers,
     )
     agent_routes = lines("agent_routes", "exten => {0},1,Dial(PJSIP/{0},30)", agent_ids)

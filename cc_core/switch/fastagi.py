@@ -88,8 +88,8 @@ def _data_end(rest: str) -> int | None:
 
 
 async def read_headers(reader: asyncio.StreamReader, max_bytes: int) -> dict[str, str]:
-    """Read the ``agi_*`` header block; raise :class:`AgiBadHeaders` on anything else. The first
-    of duplicate headers wins, as in the AMI parser."""
+    """Read the ``agi_*`` header block; raise :class:`AgiBadHeaders` on anything else, a
+    duplicate header included (neither copy can be trusted)."""
     headers: dict[str, str] = {}
     total = 0
     while True:
@@ -113,9 +113,15 @@ async def read_headers(reader: asyncio.StreamReader, max_bytes: int) -> dict[str
         match = _HEADER.match(line)
         if match is None:
             raise AgiBadHeaders(f"not an AGI header: {line[:60]!r}")
-        # The first of duplicates wins (issue 11 item 6): the switch sends each header once, so a
-        # second agi_request or agi_uniqueid can only come from a value that smuggled a line in.
-        headers.setdefault(match.group(1), match.group(2))
+        # The switch sends each header once: a second one can only come from a value that smuggled
+        # a line break in (issue 11 item 6), and which of the two is real depends on where that
+        # value sits (agi_callerid and agi_rdnis come before agi_extension and agi_arg_N, after
+        # agi_request and agi_uniqueid). Neither is taken: the session is refused, the caller
+        # goes to the dialplan's safety net. The trunk context filters those values first.
+        key = match.group(1)
+        if key in headers:
+            raise AgiBadHeaders(f"duplicate AGI header {key} (a value with a line break?)")
+        headers[key] = match.group(2)
 
 
 class AgiSession:

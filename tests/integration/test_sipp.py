@@ -69,3 +69,5 @@ def test_a_hostile_caller_id_is_cut_down_to_digits_before_anything_uses_it(
     # The controller's call record (from the AGI headers).
     record = wait_record(call_store(controller), uid, "ended")
     assert record.caller_number == FILTERED
+    # The Diversion header's "5\nagi_extension:110" did not pick another flow.
+    assert record.dialed_number == HOTLINE_NUMBER

@@ -394,9 +394,10 @@ def test_the_trunk_context_filters_the_caller_number_before_the_front_door(
     text = rendered(instance, "extensions.conf")
     trunk = text.split("[from-trunk]", 1)[1].split("\n[", 1)[0]
     assert (
-        "exten => 12333,1,Set(CALLERID(num)=${FILTER(0-9+,${CALLERID(num)})})\n same => n,Goto(hotline,${EXTEN},1)"
-        in trunk
-    )
+        "exten => 12333,1,Set(CALLERID(num)=${FILTER(0-9+,${CALLERID(num)})})\n"
+        " same => n,Set(CALLERID(rdnis)=${FILTER(0-9+,${CALLERID(rdnis)})})\n"
+        " same => n,Goto(hotline,${EXTEN},1)"
+    ) in trunk
     assert "exten => 12333,1,Goto(hotline" not in trunk  # no way in around the filter
     agents = text.split("[agents]", 1)[1].split("\n[", 1)[0]
     assert "exten => 12333,1,Goto(hotline,${EXTEN},1)" in agents  # agents' caller IDs are the switch's own

@@ -203,16 +203,22 @@ def test_read_headers_good_block_lf_and_crlf() -> None:
     assert run(_read(crlf)) == headers
 
 
-def test_read_headers_the_first_duplicate_wins() -> None:
-    """Issue 11 item 6: a second agi_request, agi_uniqueid or agi_extension (only a value that
-    smuggled a line break in can make one) does not replace what the switch sent first."""
-    block = agi_headers().rstrip(b"\n") + (
-        b"\nagi_network_script: admin\nagi_uniqueid: 1.666\nagi_extension: 110\nagi_arg_1: evil\n\n"
-    )
-    headers = run(_read(block))
-    assert headers == run(_read(agi_headers()))
-    assert headers["agi_uniqueid"] == "1732861234.15"
-    assert headers["agi_network_script"] != "admin"
+@pytest.mark.parametrize(
+    "smuggled",
+    [b"agi_network_script: admin", b"agi_uniqueid: 1.666", b"agi_extension: 110", b"agi_arg_1: evil"],
+)
+def test_read_headers_refuses_a_duplicate_header(smuggled: bytes) -> None:
+    """Issue 11 item 6: a second agi_extension (a Diversion header's "5\\nagi_extension:110" in
+    agi_rdnis did it on the real switch) or agi_uniqueid can only come from a smuggled line;
+    whichever copy came first, neither is trusted: the session is refused."""
+    block = agi_headers().rstrip(b"\n") + b"\n" + smuggled + b"\n\n"
+    with pytest.raises(AgiBadHeaders, match="duplicate AGI header " + smuggled.split(b":")[0].decode()):
+        run(_read(block))
+    # Smuggled in the middle (where agi_rdnis sits), before the real one.
+    lines = agi_headers().split(b"\n")
+    middle = b"\n".join([*lines[:8], smuggled, *lines[8:]])
+    with pytest.raises(AgiBadHeaders, match="duplicate AGI header"):
+        run(_read(middle))
 
 
 def test_read_headers_stops_at_the_blank_line() -> None:

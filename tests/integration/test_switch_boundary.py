@@ -134,3 +134,26 @@ def test_sip_accounts_reload_through_the_cli(hotline: Hotline) -> None:
     hotline.switch.reload_module("res_pjsip.so")
     with pytest.raises(SwitchError, match=r"did not reload res_nosuch\.so"):
         hotline.switch.reload_module("res_nosuch.so")
+
+
+def test_the_ari_user_may_only_read(hotline: Hotline) -> None:
+    """Nothing uses ARI; its user is read-only, so its password cannot originate a call."""
+    import base64
+    import urllib.error
+    import urllib.request
+
+    hotline.ensure_switch()
+    secrets = hotline.secrets
+    auth = base64.b64encode(f"{secrets.ari_user}:{secrets.ari_password}".encode()).decode()
+    base = f"http://127.0.0.1:{hotline.settings.switch.http_port}/ari"
+
+    def status(method: str, path: str) -> int:
+        request = urllib.request.Request(base + path, method=method, headers={"Authorization": f"Basic {auth}"})
+        try:
+            with urllib.request.urlopen(request, timeout=10) as answer:
+                return int(answer.status)
+        except urllib.error.HTTPError as exc:
+            return exc.code
+
+    assert status("GET", "/asterisk/info") == 200
+    assert status("POST", "/channels?endpoint=PJSIP/1002&context=hotline-held&extension=s") == 403

@@ -381,6 +381,8 @@ def test_the_controllers_ami_user_has_no_system_command_or_config_rights(
     options = dict(sections(rendered(instance, "asterisk.conf")))
     assert options["options"]["live_dangerously"] == "no"
     assert options["files"]["astctlpermissions"] == "0600"
+    ari = dict(sections(rendered(instance, "ari.conf")))
+    assert ari[secrets.ari_user]["read_only"] == "yes"  # nothing uses ARI: no write through it
 
 
 # ---- issue 11 item 6: the trunk's caller IDs are cut down to digits and '+' --------------------

@@ -42,6 +42,7 @@ from cc_core.archive import (
     purge_expired,
     verify_archive,
 )
+from cc_core.auth.passwords import hashing_executor
 from cc_core.auth.store import AuditLog, SessionStore, UserStore
 from cc_core.bus import EventBus
 from cc_core.calls.callbacks import CallbackStore
@@ -212,9 +213,10 @@ class Controller:
         self.scheduler = AsyncIOScheduler(timezone="Asia/Shanghai")
         # The web API's people and the recording archive (issues 5 and 6).
         self.sessions = sessions
-        # Password hashes get threads of their own, so no login flood can hold up the default
-        # executor the IVR's look-ups and the database use (issue 11 item 1; P1).
-        self._login_pool = ThreadPoolExecutor(max_workers=ctl.login_threads, thread_name_prefix="hotline-login")
+        # Password hashes get threads of their own at the lowest CPU priority, so no login flood
+        # can hold up the default executor the IVR's look-ups and the database use, nor take the
+        # CPU from the call path (issue 11 item 1; P1).
+        self._login_pool = hashing_executor(ctl.login_threads)
         self.web_auth = WebAuth(
             UserStore(sessions),
             SessionStore(sessions, idle=SESSION_IDLE, lifetime=SESSION_LIFETIME),

@@ -32,13 +32,14 @@ import json
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
-from concurrent.futures import Executor, ThreadPoolExecutor
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
 
+from cc_core.auth.passwords import hashing_executor
 from cc_core.auth.store import AuditLog, SessionStore, SessionView, UserStore
 
 SESSION_COOKIE = "hotline_session"
@@ -164,7 +165,7 @@ def parse_networks(items: Iterable[str]) -> tuple[IpNetwork, ...]:
 
 
 def _login_executor() -> Executor:
-    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="hotline-login")
+    return hashing_executor(1)
 
 
 @dataclass
@@ -349,6 +350,8 @@ async def login(request: web.Request) -> web.Response:
     if request.content_type != "application/json":
         # A cross-site form or fetch can post text/plain without a preflight: a login CSRF.
         return json_error(415, "登录请求须为 application/json (Content-Type must be application/json)")
+    if auth.logins_in_flight >= auth.max_concurrent:  # before even reading the body: a flood's cost
+        return _retry_later(503, "登录繁忙，请稍后再试 (too many logins at once; try again shortly)", 1)
     raw = await request.content.read(MAX_LOGIN_BODY + 1)
     try:
         data = json.loads(raw.decode("utf-8")) if len(raw) <= MAX_LOGIN_BODY else None

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import http.client
 import json
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -31,7 +32,9 @@ from typing import Any, cast
 import aiohttp
 import pytest
 from aiohttp import web
+from argon2 import PasswordHasher, Type
 
+import cc_core.auth.passwords as passwords
 import cc_core.auth.store as auth_store
 from cc_core.auth.store import AuditLog, SessionStore, UserStore
 from cc_core.db.session import make_engine, make_sessionmaker, upgrade
@@ -239,9 +242,11 @@ def test_a_login_flood_leaves_the_default_executor_free(
     entered = threading.Event()
     release = threading.Event()
     threads: list[str] = []
+    nice: list[int] = []
 
     def stuck(stored_hash: str, password: str) -> bool:
         threads.append(threading.current_thread().name)
+        nice.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
         entered.set()
         release.wait(20)
         return False
@@ -278,6 +283,7 @@ def test_a_login_flood_leaves_the_default_executor_free(
     assert [retry for status, retry, _ in outcome["results"] if status == 503] == ["1"] * 12
     assert all(at < outcome["at"] for status, _, at in outcome["results"] if status == 503)
     assert len(threads) == 8 and all(name.startswith("hotline-login") for name in threads)
+    assert nice == [19] * 8  # the hashes only get CPU time the call path leaves
 
 
 # ---- item 8b: per user name a delay, not a lock-out ---------------------------------------------------
@@ -489,3 +495,33 @@ def test_live_socket_counts_are_given_back() -> None:
     sockets.give_back("a")
     sockets.give_back("b")
     assert sockets.open == {}
+
+
+# ---- item 1: one core per password check ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kind", "time_cost", "memory_cost", "parallelism"),
+    [(Type.ID, 3, 65536, 4), (Type.ID, 1, 8192, 2), (Type.I, 2, 4096, 1), (Type.D, 1, 4096, 3)],
+)
+def test_the_one_thread_check_agrees_with_the_library(
+    kind: Type, time_cost: int, memory_cost: int, parallelism: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The check computes the hash with threads = 1 (one core, not one per lane) and answers as
+    argon2-cffi does, for every type and lane count."""
+    hasher = PasswordHasher(time_cost=time_cost, memory_cost=memory_cost, parallelism=parallelism, type=kind)
+    stored = hasher.hash(PASSWORD)
+    threads: list[int] = []
+    real_core = passwords.core
+
+    def spying(ctx: Any, type_: int) -> int:
+        threads.append(ctx.threads)
+        return int(real_core(ctx, type_))
+
+    monkeypatch.setattr(passwords, "core", spying)
+    assert passwords.verify_password(stored, PASSWORD) is True
+    assert passwords.verify_password(stored, PASSWORD + "x") is False
+    assert passwords.verify_password(stored[:-2] + ("A" if stored[-2] != "A" else "B") + stored[-1], PASSWORD) is False
+    assert threads == [1, 1, 1]
+    assert passwords.verify_password("not a hash", PASSWORD) is False
+    assert hasher.verify(stored, PASSWORD) is True

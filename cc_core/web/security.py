@@ -98,6 +98,7 @@ class LoginLimiter:
     _attempts: dict[str, deque[float]] = field(default_factory=dict)
     _names: dict[str, _NameState] = field(default_factory=dict)
     _known: dict[tuple[str, str], float] = field(default_factory=dict)
+    _prune_at: int = 30_000
 
     def backoff_s(self, failures: int) -> float:
         """The delay a user name's ``failures`` failures in a row impose before the next try."""
@@ -147,16 +148,19 @@ class LoginLimiter:
         self._known[(attempt.username, attempt.address)] = self.clock()
 
     def _prune(self, now: float) -> None:
-        # A flood of made-up names or addresses must not fill memory.
-        if len(self._attempts) > 10_000:
-            for key in [k for k, v in self._attempts.items() if not v or now - v[-1] > self.window_s]:
-                del self._attempts[key]
-        if len(self._names) > 10_000:
-            for key in [k for k, v in self._names.items() if now - v.last_at > self.window_s]:
-                del self._names[key]
-        if len(self._known) > 10_000:
-            for pair in [k for k, v in self._known.items() if now - v > self.known_s]:
-                del self._known[pair]
+        # A flood of made-up names or addresses must not fill memory. A map is scanned when it
+        # has doubled since its last scan (at least 10,000 entries), so the cost per attempt
+        # stays constant however many entries are still live.
+        size = len(self._attempts) + len(self._names) + len(self._known)
+        if size <= self._prune_at:
+            return
+        for key in [k for k, v in self._attempts.items() if not v or now - v[-1] > self.window_s]:
+            del self._attempts[key]
+        for key in [k for k, v in self._names.items() if now - v.last_at > self.window_s]:
+            del self._names[key]
+        for pair in [k for k, v in self._known.items() if now - v > self.known_s]:
+            del self._known[pair]
+        self._prune_at = max(30_000, 2 * (len(self._attempts) + len(self._names) + len(self._known)))
 
 
 def parse_networks(items: Iterable[str]) -> tuple[IpNetwork, ...]:

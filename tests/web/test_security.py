@@ -525,3 +525,21 @@ def test_the_one_thread_check_agrees_with_the_library(
     assert threads == [1, 1, 1]
     assert passwords.verify_password("not a hash", PASSWORD) is False
     assert hasher.verify(stored, PASSWORD) is True
+
+
+def test_the_limiter_forgets_old_entries_without_scanning_at_every_attempt() -> None:
+    """Old entries go once the maps pass 30,000 entries (addresses, names, known pairs), not
+    at every attempt; a scan that frees little doubles the next threshold."""
+    clock = Clock()
+    limiter = LoginLimiter(max_failures=5, window_s=300, clock=clock)
+    for i in range(12_000):  # 24,000 entries: below the threshold, nothing scanned
+        assert limiter.begin(f"10.0.{i // 250}.{i % 250}", f"name{i}")[0] is not None
+    clock.now += 301
+    for i in range(3_001):  # the 30,001st entry starts a scan: the 24,000 old ones go
+        assert limiter.begin(f"10.1.{i // 250}.{i % 250}", f"new{i}")[0] is not None
+    assert (len(limiter._attempts), len(limiter._names)) == (3_001, 3_001)
+    assert limiter._prune_at == 30_000
+    for i in range(12_000):  # all live: the scan frees nothing and the threshold doubles
+        assert limiter.begin(f"10.2.{i // 250}.{i % 250}", f"more{i}")[0] is not None
+    assert len(limiter._attempts) + len(limiter._names) == 30_002
+    assert limiter._prune_at == 60_004

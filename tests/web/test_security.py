@@ -543,3 +543,40 @@ def test_the_limiter_forgets_old_entries_without_scanning_at_every_attempt() -> 
         assert limiter.begin(f"10.2.{i // 250}.{i % 250}", f"more{i}")[0] is not None
     assert len(limiter._attempts) + len(limiter._names) == 30_002
     assert limiter._prune_at == 60_004
+
+
+def test_no_database_connection_is_held_while_a_password_is_checked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A login reads the account, gives its connection back, then checks the password; a right
+    password with old parameters is re-hashed afterwards. (Old code: the whole check ran inside
+    the transaction, a connection held per login for the ~0.1 s hash.)"""
+    url = f"sqlite:///{tmp_path / 'users.db'}"
+    upgrade(url)
+    engine = make_engine(url)
+    try:
+        users = UserStore(make_sessionmaker(engine))
+        users.add("wang.li", "agent", PASSWORD, NOW)
+        held: list[int] = []
+        real = auth_store.verify_password
+
+        def checking(stored_hash: str, password: str) -> bool:
+            held.append(engine.pool.checkedout())
+            return real(stored_hash, password)
+
+        monkeypatch.setattr(auth_store, "verify_password", checking)
+        assert users.authenticate("wang.li", "wrong-password", NOW) is None
+        assert users.authenticate("nobody", PASSWORD, NOW) is None
+        view = users.authenticate("wang.li", PASSWORD, NOW)
+        assert view is not None and view.username == "wang.li"
+        assert held == [0, 0, 0]
+        # An account hashed with weaker parameters gets the current ones at its next login.
+        weak = PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1).hash(PASSWORD)
+        with engine.begin() as conn:
+            conn.exec_driver_sql("UPDATE users SET password_hash = ? WHERE username = 'wang.li'", (weak,))
+        assert users.authenticate("wang.li", PASSWORD, NOW) is not None
+        with engine.connect() as conn:
+            stored = conn.exec_driver_sql("SELECT password_hash FROM users WHERE username = 'wang.li'").scalar_one()
+        assert stored != weak and stored.startswith("$argon2id$v=19$m=65536,t=3,p=4$")
+    finally:
+        engine.dispose()

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import sys
+import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -784,16 +788,74 @@ def test_sqlite_path_that_cannot_be_opened(tmp_path: Path) -> None:
         assert message.startswith(f"cannot open the SQLite database {folder}")
 
 
-@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root ignores folder permissions")
+# The user the permission check runs as when the suite runs as root (scripts/test.sh does):
+# root ignores folder permissions, so the check drops to an unprivileged user in a child process.
+NOBODY_UID = 65534
+# What the child prints: the one-line error, or why there was none.
+_UPGRADE_AS_USER = """
+import sys
+from cc_core.db.session import DatabaseError, upgrade
+try:
+    upgrade(sys.argv[1])
+except DatabaseError as exc:
+    print("error:" + str(exc))
+else:
+    print("no error")
+"""
+
+
 def test_sqlite_folder_not_writable(tmp_path: Path) -> None:
-    folder = tmp_path / "ro"
-    folder.mkdir()
-    folder.chmod(0o500)
-    try:
-        message = _one_line_error(upgrade, f"sqlite:///{folder / 'hotline.db'}")
-        assert "writable" in message
-    finally:
-        folder.chmod(0o700)
+    """A folder the controller's user may not write into: a one-line error naming the folder.
+
+    Root may write anywhere, and the test command runs as root, so the check was skipped in every
+    real run; as root it now runs ``upgrade`` in a child process that has dropped to ``nobody``
+    (uid 65534, no groups), over a folder that user owns with mode 0500."""
+    if os.geteuid() != 0:
+        folder = tmp_path / "ro"
+        folder.mkdir()
+        folder.chmod(0o500)
+        try:
+            message = _one_line_error(upgrade, f"sqlite:///{folder / 'hotline.db'}")
+        finally:
+            folder.chmod(0o700)
+    else:
+        # pytest's tmp_path is under a root-only 0700 folder: nobody could not even reach it.
+        base = Path(tempfile.mkdtemp(prefix="hotline-ro-"))
+        try:
+            base.chmod(0o755)
+            folder = base / "ro"
+            folder.mkdir()
+            os.chown(folder, NOBODY_UID, NOBODY_UID)
+            folder.chmod(0o500)
+            # setpriv (util-linux, essential in Debian) drops to nobody before it runs Python.
+            child = subprocess.run(
+                [
+                    "setpriv",
+                    f"--reuid={NOBODY_UID}",
+                    f"--regid={NOBODY_UID}",
+                    "--clear-groups",
+                    sys.executable,
+                    "-c",
+                    _UPGRADE_AS_USER,
+                    f"sqlite:///{folder / 'hotline.db'}",
+                ],
+                cwd=str(Path(__file__).resolve().parents[2]),
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
+            assert child.returncode == 0, child.stderr
+            output = child.stdout.strip()
+            assert output.startswith("error:"), (output, child.stderr)
+            message = output.removeprefix("error:")
+            assert list(folder.iterdir()) == []  # nothing was written there
+        finally:
+            shutil.rmtree(base, ignore_errors=True)
+    assert message == (
+        f"cannot open the SQLite database {folder / 'hotline.db'} (unable to open database file; "
+        f"is the folder {folder} there and writable?); check [database] url in hotline.toml"
+    )
 
 
 def test_mask_url() -> None:

@@ -26,9 +26,9 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from cc_core.errors import SwitchError
-from cc_core.ivr.prompts import render_text
 from cc_core.secrets import Secrets
 from cc_core.settings import Settings
+from cc_core.speech import render_text
 from cc_core.switch.ami import WANTED_EVENTS
 from cc_core.switch.instance import Instance
 

@@ -15,6 +15,7 @@ import pytest
 from pydub import AudioSegment
 from pydub.generators import Sine
 
+from cc_core import speech
 from cc_core.ivr import prompts
 from cc_core.ivr.flow import Collect, Flow, Hangup, Http, Menu, Node, Play, Prompt, Queue, Survey, Voicemail
 from cc_core.ivr.prompts import PromptError, PromptLibrary, speakable
@@ -446,8 +447,8 @@ def test_the_text_goes_to_espeak_on_stdin_never_as_an_argument(tmp_path: Path, m
         tone(Path(args[args.index("-w") + 1]), "wav")
         return type("Done", (), {"returncode": 0, "stderr": ""})()
 
-    monkeypatch.setattr(prompts.shutil, "which", lambda name: f"/usr/bin/{name}")
-    monkeypatch.setattr(prompts.subprocess, "run", fake_run)
+    monkeypatch.setattr(speech.shutil, "which", lambda name: f"/usr/bin/{name}")
+    monkeypatch.setattr(speech.subprocess, "run", fake_run)
     text = "--version -f/etc/passwd -w/tmp/x.wav"
     prompts.render_text(text, "cmn-latn-pinyin", tmp_path / "cache")
     [(args, stdin)] = seen

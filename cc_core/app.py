@@ -63,6 +63,7 @@ from cc_core.secrets import Secrets, load_or_create, rotate_agent_password
 from cc_core.selfservice.demo_api import make_app as make_demo_api
 from cc_core.settings import Settings
 from cc_core.switch.ami import AmiLink
+from cc_core.switch.asterisk import AsteriskControl
 from cc_core.switch.config import render_hotline
 from cc_core.switch.fastagi import AgiSession, FastAgiServer
 from cc_core.switch.instance import Instance
@@ -124,6 +125,9 @@ class Controller:
             backoff_max=ctl.ami_backoff_max,
             ping_interval=ctl.ami_ping_interval,
         )
+        # What the domains may ask of the switch, typed (issue 12 item 5, decision 0015): calls
+        # over the AMI link, the reload of SIP accounts through the CLI's root-only socket.
+        self.switch = AsteriskControl(self.ami, Switch(self.instance, switch_pid_file(settings)).reload_module)
         self.engine = make_engine(settings.database_url)
         sessions = make_sessionmaker(self.engine)
         self.store = CallStore(sessions)
@@ -164,7 +168,7 @@ class Controller:
             for number in numbers:
                 tags.setdefault(number, set()).add(tag)
         self.acd = Acd(
-            ami=self.ami,
+            switch=self.switch,
             bus=self.bus,
             view=self.view,
             calls=self.store,
@@ -545,10 +549,9 @@ class Controller:
         return secrets
 
     async def _reload_sip_accounts(self) -> None:
-        """Reload the switch's PJSIP config (agents' accounts) through the CLI's root-only control
-        socket: the controller's AMI user has no ``command`` class (issue 11 item 5)."""
-        switch = Switch(self.instance, switch_pid_file(self.settings))
-        await asyncio.to_thread(switch.reload_module, "res_pjsip.so")
+        """Reload the switch's SIP accounts (agents' phones). Asterisk's does it through the CLI's
+        root-only control socket: the controller's AMI user has no ``command`` class (issue 11 item 5)."""
+        await self.switch.reload_accounts()
 
     async def save_agent(self, agent_id: str, fields: dict[str, Any], create: bool) -> str | None:
         """Add or change an agent from the admin page; a new agent's SIP password is returned

@@ -37,7 +37,16 @@ from cc_core.acd.model import AgentState
 from cc_core.acd.service import Acd, AgentError, AgentLeg, Waiter
 from cc_core.bus import EventBus
 from cc_core.logs import mask_personal_data
-from cc_core.switch.ami import AmiUnavailable
+from cc_core.switch.actions import (
+    ActionResult,
+    Hangup,
+    Outside,
+    Place,
+    Redirect,
+    SetVariables,
+    SwitchAction,
+    SwitchUnavailable,
+)
 from cc_core.switch.events import ChannelHungUp, ConferenceJoined, ConferenceLeft, DialEnded, DialStarted
 from cc_core.switch.numbers import is_dialable
 
@@ -147,41 +156,27 @@ class CallControl:
 
     # ---- switch moves ---------------------------------------------------------------------------
 
+    async def _send(self, action: SwitchAction) -> ActionResult:
+        """Carry one typed action out on the switch (issue 12 item 5); a switch that cannot be
+        asked is the agent's error, with the reason, never an unhandled exception."""
+        try:
+            return await self.acd.switch.send(action)
+        except SwitchUnavailable as exc:
+            raise AgentError(f"the switch did not carry the request out: {exc}") from exc
+
     async def _setvars(self, channel: str, values: dict[str, str]) -> None:
-        for name, value in values.items():
-            answer = await self.acd.ami.action(
-                {"Action": "Setvar", "Channel": channel, "Variable": name, "Value": value}
-            )
-            if str(answer.get("Response", "")) != "Success":
-                raise AgentError(f"the call's channel is gone ({answer.get('Message', '')})")
+        result = await self._send(SetVariables(channel, values))
+        if not result.ok:
+            raise AgentError(f"the call's channel is gone ({result.reason})")
 
     async def _redirect(self, channel: str, where: tuple[str, str], extra: tuple[str, tuple[str, str]] | None) -> None:
-        action: dict[str, Any] = {
-            "Action": "Redirect",
-            "Channel": channel,
-            "Context": where[0],
-            "Exten": where[1],
-            "Priority": "1",
-        }
-        if extra is not None:
-            action |= {
-                "ExtraChannel": extra[0],
-                "ExtraContext": extra[1][0],
-                "ExtraExten": extra[1][1],
-                "ExtraPriority": "1",
-            }
-        try:
-            answer = await self.acd.ami.action(action)
-        except (AmiUnavailable, TimeoutError) as exc:
-            raise AgentError(f"the switch did not carry the request out: {exc}") from exc
-        if str(answer.get("Response", "")) != "Success":
-            raise AgentError(f"the switch refused: {answer.get('Message', '')}")
+        also = None if extra is None else (extra[0], Place(*extra[1]))
+        result = await self._send(Redirect(channel, Place(*where), also))
+        if not result.ok:
+            raise AgentError(f"the switch refused: {result.reason}")
 
     async def _hangup(self, channel: str) -> None:
-        try:
-            await self.acd.ami.action({"Action": "Hangup", "Channel": channel})
-        except (AmiUnavailable, TimeoutError) as exc:
-            raise AgentError(f"the switch did not carry the request out: {exc}") from exc
+        await self._send(Hangup(channel))  # a channel already gone is what was asked for
 
     async def _into_room(self, room: Room, agent_to: tuple[str, str]) -> None:
         """Send the agent to ``agent_to``; the first time, the caller into the room as well."""
@@ -303,7 +298,7 @@ class CallControl:
             dial = acd.dial_string(acd.extension.get(value, value))
             third_agent = value
         else:
-            dial = f"PJSIP/{value}@{acd.trunk}"
+            dial = acd.switch.dial_string(Outside(value, acd.trunk))
         queue = acd.queues.get(acd.legs[agent_id].queue) or next(iter(acd.queues.values()))
         if third_agent is not None:
             now = acd.clock()

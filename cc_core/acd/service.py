@@ -2,8 +2,8 @@
 
 The pure parts decide — :mod:`cc_core.acd.agent_state` (an agent's state after an event) and
 :mod:`cc_core.acd.router` (which waiting caller goes to which agent). This module keeps their
-input up to date from the switch's events and carries their output out with AMI and FastAGI
-(decision 0009):
+input up to date from the switch's events and carries their output out through the switch's
+typed interface (:mod:`cc_core.switch.actions`, decision 0015) and FastAGI (decision 0009):
 
 * A caller the IVR sends to a queue waits in the dialplan's ``hotline-queue`` loop with music.
   Each pass asks the controller over FastAGI (``agi://…/wait``) what next: the controller may
@@ -61,7 +61,17 @@ from cc_core.ivr.runtime import (
     Visit,
 )
 from cc_core.logs import mask_personal_data
-from cc_core.switch.ami import AmiLink, AmiUnavailable
+from cc_core.switch.actions import (
+    Endpoint,
+    Originate,
+    Outside,
+    Phone,
+    Place,
+    Redirect,
+    SetVariables,
+    SwitchControl,
+    SwitchUnavailable,
+)
 from cc_core.switch.events import ChannelHungUp, DeviceStateChanged, DialEnded, DialStarted, SwitchResynced, UserEvent
 from cc_core.switch.fastagi import AgiHangup, AgiSession
 from cc_core.switch.numbers import is_dialable
@@ -143,7 +153,7 @@ class Acd:
     def __init__(
         self,
         *,
-        ami: AmiLink,
+        switch: SwitchControl,
         bus: EventBus,
         view: SwitchView,
         calls: CallStore,
@@ -164,7 +174,8 @@ class Acd:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         db: DbRun = asyncio.to_thread,
     ) -> None:
-        self.ami = ami
+        # The switch, through its typed interface only (issue 12 item 5, decision 0015).
+        self.switch = switch
         # Where the call-path writes run: the controller's DbWriter (batched, in order).
         self.db = db
         self.view = view
@@ -246,11 +257,16 @@ class Acd:
             raise AgentError(f"unknown agent {agent_id!r}")
         return agent
 
-    def dial_string(self, extension: str) -> str:
-        """How the switch rings an extension: an agent's SIP phone, or a mobile through the trunk."""
+    def endpoint(self, extension: str) -> Endpoint:
+        """What an agent logged in on ``extension`` is rung on: their SIP phone, or a mobile
+        (``m:<number>``) through the trunk."""
         if extension.startswith(MOBILE_PREFIX):
-            return f"PJSIP/{extension[len(MOBILE_PREFIX) :]}@{self.trunk}"
-        return f"PJSIP/{extension}"
+            return Outside(extension[len(MOBILE_PREFIX) :], self.trunk)
+        return Phone(extension)
+
+    def dial_string(self, extension: str) -> str:
+        """How the switch's dialplan rings an extension (the switch's own syntax)."""
+        return self.switch.dial_string(self.endpoint(extension))
 
     def device_reachable(self, extension: str) -> bool:
         if extension.startswith(MOBILE_PREFIX):
@@ -329,7 +345,7 @@ class Acd:
             raise AgentError(f"agent {agent_id} must be available to call back (now {agent.state.value})")
         if not agent.device_reachable:
             raise AgentError(f"agent {agent_id}'s phone is not reachable")
-        if not self.trunk or not self.ami.connected:
+        if not self.trunk or not self.switch.connected:
             raise AgentError("calls cannot be placed now (no trunk, or the switch is not connected)")
         if not await asyncio.to_thread(self.callbacks.claim, callback_id, self.clock()):
             raise AgentError(f"callback {callback_id} was just taken by someone else")
@@ -555,19 +571,10 @@ class Acd:
     async def _redirect(self, waiter: Waiter, agent_id: str) -> None:
         """Move a caller listening to music to ring the agent (hotline-connect)."""
         try:
-            for name, value in self._ring_vars(waiter, agent_id).items():
-                await self.ami.action({"Action": "Setvar", "Channel": waiter.channel, "Variable": name, "Value": value})
-            answer = await self.ami.action(
-                {
-                    "Action": "Redirect",
-                    "Channel": waiter.channel,
-                    "Context": "hotline-connect",
-                    "Exten": agent_id,
-                    "Priority": "1",
-                }
-            )
-            ok = str(answer.get("Response", "")) == "Success"
-        except (AmiUnavailable, TimeoutError) as exc:
+            # A refused variable means the channel is gone: the Redirect then fails as well.
+            await self.switch.send(SetVariables(waiter.channel, self._ring_vars(waiter, agent_id)))
+            ok = (await self.switch.send(Redirect(waiter.channel, Place("hotline-connect", agent_id)))).ok
+        except SwitchUnavailable as exc:
             log.warning("redirect to agent failed", extra={"uniqueid": waiter.uniqueid, "error": str(exc)})
             ok = False
         if ok:
@@ -1069,7 +1076,7 @@ class Acd:
 
     async def place_callbacks(self) -> None:
         """Call back citizens when agents are free and nobody waits: agent first, then the citizen."""
-        if self.waiting or not self.trunk or not self.ami.connected:
+        if self.waiting or not self.trunk or not self.switch.connected:
             return
         now = self.clock()
         free = sorted(
@@ -1117,31 +1124,23 @@ class Acd:
     async def _originate_callback(
         self, callback_id: int, attempt: int, number: str, agent_id: str, leg_uid: str, queue: QueueConfig
     ) -> None:
-        action = {
-            "Action": "Originate",
-            "Channel": self.dial_string(self.extension.get(agent_id, agent_id)),
-            "Context": "hotline-callback",
-            "Exten": number,
-            "Priority": "1",
-            "Timeout": str(queue.ring_timeout_s * 1000),
-            "CallerID": f"回电 <{number}>",
-            "ChannelId": leg_uid,
-            "Async": "true",
-            "Variable": [
-                f"HOTLINE_CALLBACK={callback_id}",
-                f"HOTLINE_ATTEMPT={attempt}",
-                f"HOTLINE_AGENT_ID={agent_id}",
-                f"HOTLINE_CALL={leg_uid}",
-                "HOTLINE_LEG=callback",
-            ],
-        }
+        action = Originate(
+            endpoint=self.endpoint(self.extension.get(agent_id, agent_id)),
+            to=Place("hotline-callback", number),
+            ring_s=queue.ring_timeout_s,
+            caller_id=f"回电 <{number}>",
+            channel_id=leg_uid,
+            variables={
+                "HOTLINE_CALLBACK": str(callback_id),
+                "HOTLINE_ATTEMPT": str(attempt),
+                "HOTLINE_AGENT_ID": agent_id,
+                "HOTLINE_CALL": leg_uid,
+                "HOTLINE_LEG": "callback",
+            },
+        )
         try:
-            answer = await self.ami.action(action, timeout=queue.ring_timeout_s + 15)
-            messages = answer if isinstance(answer, list) else [answer]
-            ok = any(
-                str(m.get("Response", "")) == "Success" and m.get("Event") == "OriginateResponse" for m in messages
-            )
-        except (AmiUnavailable, TimeoutError) as exc:
+            ok = (await self.switch.originate(action)).answered
+        except SwitchUnavailable as exc:
             log.warning("callback originate failed", extra={"callback": callback_id, "error": str(exc)})
             ok = False
         now = self.clock()

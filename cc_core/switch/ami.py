@@ -30,6 +30,7 @@ from panoramisk.ami_protocol import AMIProtocol
 from panoramisk.message import Message
 
 from cc_core.bus import EventBus
+from cc_core.switch.actions import SwitchUnavailable
 from cc_core.switch.events import TRANSLATORS, AmiConnected, AmiDisconnected, SwitchResynced, from_ami
 from cc_core.switch.view import ChannelInfo, SwitchView
 
@@ -41,7 +42,7 @@ GREETING = "Asterisk Call Manager/"
 WANTED_EVENTS = frozenset(TRANSLATORS) | {"Shutdown"}
 
 
-class AmiUnavailable(Exception):
+class AmiUnavailable(SwitchUnavailable):
     """The AMI link is down (or went down before the action's answer came)."""
 
 

@@ -28,6 +28,7 @@ from cc_core.calls.recordings import RecordingStore
 from cc_core.calls.store import CallStore
 from cc_core.db.session import make_engine, make_sessionmaker, upgrade
 from cc_core.ivr.runtime import End, Step
+from cc_core.switch.asterisk import AsteriskControl
 from cc_core.switch.view import SwitchView
 
 T0 = datetime(2026, 12, 2, 5, 0, tzinfo=UTC)
@@ -83,7 +84,7 @@ def _acd(stores: tuple[CallStore, AgentStore, RecordingStore, CallbackStore], am
         return step
 
     return Acd(
-        ami=ami,  # type: ignore[arg-type]
+        switch=AsteriskControl(ami),  # type: ignore[arg-type]
         bus=EventBus(),
         view=SwitchView(),
         calls=calls,

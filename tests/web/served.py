@@ -34,6 +34,7 @@ from cc_core.auth.store import UserStore
 from cc_core.db.session import upgrade
 from cc_core.secrets import load_or_create
 from cc_core.settings import load_settings
+from cc_core.switch.asterisk import AsteriskControl
 from cc_core.switch.config import render_hotline
 from cc_core.web.admin import FlowAdmin
 from cc_core.web.api import add_api_routes
@@ -164,7 +165,7 @@ def serve(home: Path, loop: LoopThread) -> Iterator[Served]:
     async def start() -> None:
         controller = Controller(settings, secrets, config)
         controller.ami = ami  # type: ignore[assignment]
-        controller.acd.ami = ami  # type: ignore[assignment]
+        controller.acd.switch = AsteriskControl(ami)  # the typed switch interface over the fake link
         # SIP accounts are reloaded through the switch's CLI socket (item 5): nothing to reload.
         controller._reload_sip_accounts = ami.reload_sip_accounts  # type: ignore[method-assign]
         await controller.reload_flows()

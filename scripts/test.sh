@@ -14,5 +14,9 @@ echo "test: ruff"
 .venv/bin/ruff format --check cc_core tests scripts
 echo "test: mypy"
 .venv/bin/mypy
+# Import contracts (.importlinter, issue 12 item 5): switch imports no domain, domains no web,
+# the pure cores no I/O.
+echo "test: import contracts"
+.venv/bin/lint-imports --no-cache
 echo "test: pytest"
 exec .venv/bin/pytest -q -p no:cacheprovider "$@"

@@ -1,14 +1,17 @@
 """Session fixtures: a real contact-center Asterisk, a real "world" Asterisk, the controller.
 
 Every process a fixture starts is stopped at teardown, also when a test fails; the instance
-folders made inside the switch chroot are removed.
+folders made inside the switch chroot are removed. A controller or switch that dies during a
+test fails that test (``pytest_runtest_call`` below, tests/harness/watch.py); a test that stops
+or restarts one on purpose is marked ``@pytest.mark.restarts("controller")`` / ``("switch")``.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
+import sys
+from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import pytest
@@ -22,7 +25,51 @@ from tests.harness.hotline import HARNESS_AMI_USER, WORLD_PHONES, Hotline, switc
 from tests.harness.loop import LoopThread
 from tests.harness.ports import free_port
 from tests.harness.selfservice import SelfService
+from tests.harness.watch import PARTS, problems, snapshot
 from tests.harness.world import World
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "restarts(*parts): the test stops or restarts the controller and/or the contact center's switch "
+        "on purpose (parts: 'controller', 'switch'); a crash is still its failure",
+    )
+
+
+def _restarts(item: pytest.Item) -> frozenset[str]:
+    parts: set[str] = set()
+    for mark in item.iter_markers("restarts"):
+        unknown = set(mark.args) - set(PARTS)
+        if unknown or not mark.args:
+            raise pytest.UsageError(f"{item.nodeid}: restarts() takes some of {PARTS}, got {mark.args}")
+        parts.update(mark.args)
+    return frozenset(parts)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
+    """Fail the test during which the controller or a switch died (issue 12): the processes
+    running when its body starts must be the same and alive when it ends, unless the test is
+    marked ``restarts``. A test that failed anyway gets the death added to its error."""
+    funcargs = getattr(item, "funcargs", {})
+    hotline = funcargs.get("hotline")
+    if not isinstance(hotline, Hotline):
+        return (yield)
+    world = funcargs.get("world")
+    world = world if isinstance(world, World) else None
+    restarts = _restarts(item)
+    before = snapshot(hotline, world)
+    try:
+        result = yield
+    except Exception as exc:
+        for found in problems(before, hotline, world, restarts):
+            exc.add_note(found)
+        raise
+    found = problems(before, hotline, world, restarts)
+    if found:
+        pytest.fail("\n\n".join(found), pytrace=False)
+    return result
 
 
 def _remove_stale_instances(root: Path) -> None:
@@ -103,32 +150,55 @@ def world(hotline: Hotline, loop: LoopThread, cc_ami: AmiPeer) -> Iterator[World
         agents,
     )
     sim.sip_port = hotline.world_sip_port  # type: ignore[attr-defined]
-    since = 0
     try:
         sim.start(loop)
-        for agent in agents:
-            cc_ami.wait_for(
-                lambda e, a=agent: (
-                    e.get("Event") == "ContactStatus"
-                    and e.get("AOR") == a
-                    and e.get("ContactStatus") in ("Created", "Reachable")
-                ),
-                timeout=30,
-                since=since,
-                what=f"registration of phone {agent}",
-            )
+        _wait_registered(cc_ami, agents, since=0)
         yield sim
     finally:
         sim.close()
         shutil.rmtree(sim.instance.host_dir, ignore_errors=True)
 
 
+def _wait_registered(cc_ami: AmiPeer, agents: object, since: int) -> None:
+    """Wait until every phone of the world has registered to the hotline."""
+    for agent in agents:  # type: ignore[attr-defined]
+        cc_ami.wait_for(
+            lambda e, a=agent: (
+                e.get("Event") == "ContactStatus"
+                and e.get("AOR") == a
+                and e.get("ContactStatus") in ("Created", "Reachable")
+            ),
+            timeout=30,
+            since=since,
+            what=f"registration of phone {agent}",
+        )
+
+
+@pytest.fixture(autouse=True)
+def _world_alive(request: pytest.FixtureRequest) -> None:
+    """Start the world again if it died in an earlier test (which failed for it), so one crash
+    does not fail every later test."""
+    if "world" not in request.fixturenames:
+        return
+    sim: World = request.getfixturevalue("world")
+    if sim.is_running():
+        return
+    print(f"\nthe world's switch was not running; its console log ends with:\n{sim.switch_tail()}", file=sys.stderr)
+    cc_ami: AmiPeer = request.getfixturevalue("cc_ami")
+    since = cc_ami.mark()
+    sim.restart(request.getfixturevalue("loop"))
+    _wait_registered(cc_ami, sim.agents, since)
+
+
 @pytest.fixture
 def controller(hotline: Hotline) -> Iterator[Hotline]:
     """The controller process, running and connected (restarted if an earlier test stopped it,
-    and the switch too)."""
+    and the switch too; a crash has failed the test it happened in already)."""
     hotline.ensure_switch()
-    if hotline.controller is None or hotline.controller.poll() is not None:
+    proc = hotline.controller
+    if proc is None or proc.poll() is not None:
+        if proc is not None and not hotline.controller_stopped:
+            print(f"\nthe controller had exited ({proc.returncode}); its log ends with:\n{hotline.controller_tail()}")
         hotline.start_controller()
     hotline.wait_controller_ok()
     yield hotline
@@ -143,4 +213,6 @@ def acd(controller: Hotline, world: World) -> Iterator[Hotline]:
         world.phone(phone).answers_after(0.5).plays("").hangs_up_after(0)
     yield controller
     cancel_callbacks(controller)
-    all_offline(controller)
+    proc = controller.controller
+    if proc is not None and proc.poll() is None:  # a dead controller failed the test already
+        all_offline(controller)

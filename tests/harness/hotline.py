@@ -17,7 +17,7 @@ from cc_core.secrets import Secrets, load_or_create
 from cc_core.settings import Settings, load_settings
 from cc_core.switch.config import render_hotline, write_if_changed
 from cc_core.switch.instance import Instance
-from cc_core.switch.process import Ports, Switch
+from cc_core.switch.process import Ports, Switch, pid_alive
 from tests.harness.flows import ACD_NUMBERS, REQUEST_NUMBER
 from tests.harness.ports import CC_RTP, free_port
 
@@ -187,6 +187,14 @@ class Hotline:
     _controller: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     # The secret of the harness's own AMI user (HARNESS_AMI_USER).
     harness_ami_secret: str = field(default_factory=lambda: token_urlsafe(24), repr=False)
+    # Whether the harness itself stopped the controller / the switch last (stop_controller,
+    # stop_switch) rather than it exiting by itself: tests/harness/watch.py tells a test's
+    # intended stop from a crash by these.
+    controller_stopped: bool = False
+    switch_stopped: bool = False
+    # Settings the controller process gets from the environment on top of hotline.toml, e.g.
+    # HOTLINE_DATABASE__URL for the real-call path on PostgreSQL (test_postgres_path.py).
+    extra_env: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def create(cls, config: Path) -> Hotline:
@@ -204,18 +212,21 @@ class Hotline:
         return self.switch.instance
 
     def start_switch(self) -> None:
+        self.switch_stopped = False
         sw = self.settings.switch
         self.switch.start(Ports(sw.sip_port, sw.ami_port, sw.http_port, sw.sip_bind), timeout=30)
 
     def controller_env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("HOTLINE_")}
         env["HOTLINE_CONFIG"] = str(self.config)
+        env.update(self.extra_env)
         env["PYTHONUNBUFFERED"] = "1"
         return env
 
     def start_controller(self) -> subprocess.Popen[bytes]:
         """Run ``hotline controller`` as a real separate process (it can be killed and restarted)."""
         assert self._controller is None or self._controller.poll() is not None, "controller already running"
+        self.controller_stopped = False
         log = open(self.controller_log, "ab")
         self._controller = subprocess.Popen(
             [sys.executable, "-m", "cc_core.cli", "controller"],
@@ -231,6 +242,7 @@ class Hotline:
         proc = self._controller
         if proc is None or proc.poll() is not None:
             return None if proc is None else proc.returncode
+        self.controller_stopped = True
         proc.send_signal(sig)
         try:
             return proc.wait(timeout)
@@ -307,13 +319,22 @@ class Hotline:
             return "(no switch console log)"
         return "\n".join(text.splitlines()[-lines:])
 
+    def stop_switch(self) -> None:
+        """Stop the contact center's switch on purpose (a test marked ``restarts("switch")``)."""
+        self.switch_stopped = True
+        self.switch.stop()
+
     def ensure_switch(self) -> None:
         """Start the switch again if an earlier test left it stopped or it died, saying so on
-        stderr with its console log's end (so one failure shows its cause and does not turn
-        every later test into an error)."""
-        if self.switch.is_running():
+        stderr with its console log's end (the test it died in has failed already, see
+        tests/harness/watch.py; restarting here keeps one crash from failing every later test).
+
+        A crashed switch leaves its pid file behind; it is not taken for a running one."""
+        pid = self.switch.pid
+        if pid is not None and pid_alive(pid):
             return
         print(f"\nthe switch was not running; its console log ends with:\n{self.switch_tail()}", file=sys.stderr)
+        self.switch.pid_file.unlink(missing_ok=True)
         self.start_switch()
 
     def close(self) -> None:

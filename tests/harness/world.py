@@ -16,10 +16,11 @@ from pathlib import Path
 
 from cc_core.switch.config import TEMPLATE_DIR, Block, base_values, render, render_tree
 from cc_core.switch.instance import Instance
-from cc_core.switch.process import Ports, Switch
+from cc_core.switch.process import Ports, Switch, pid_alive
 from tests.harness.ami import AmiPeer, match
 from tests.harness.loop import LoopThread
 from tests.harness.ports import WORLD_RTP, free_port
+from tests.harness.watch import file_tail
 
 # The world reuses the product's templates; a file of the same name in its own folder wins
 # (pjsip, extensions, queues, ari, and manager: the world's AMI user has every class), so a new
@@ -73,6 +74,23 @@ class World:
         if self.ami is not None:
             self.ami.close()
         self.switch.stop()
+
+    def is_running(self) -> bool:
+        """Whether the world's Asterisk is alive (a pid file left by a crash does not count)."""
+        pid = self.switch.pid
+        return pid is not None and pid_alive(pid)
+
+    def restart(self, loop: LoopThread) -> None:
+        """Start the world again after it died (the test it died in has failed already, see
+        tests/harness/watch.py): a fresh AMI peer, the same ports and phones."""
+        if self.ami is not None:
+            self.ami.close()
+            self.ami = None
+        self.switch.pid_file.unlink(missing_ok=True)
+        self.start(loop)
+
+    def switch_tail(self, lines: int = 40) -> str:
+        return file_tail(self.instance.console_log, lines)
 
     # ---- callers ------------------------------------------------------------------------
 

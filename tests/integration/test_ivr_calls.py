@@ -319,6 +319,7 @@ def subprocess_run(hotline: Hotline, *args: str) -> subprocess.CompletedProcess[
     )
 
 
+@pytest.mark.restarts("controller")
 def test_stopping_the_controller_sends_the_caller_to_the_safety_net(
     controller: Hotline, world: World, cc_ami: AmiPeer
 ) -> None:
@@ -339,6 +340,7 @@ def test_stopping_the_controller_sends_the_caller_to_the_safety_net(
     call.hang_up()
 
 
+@pytest.mark.restarts("controller")
 def test_stuck_controller_misses_its_deadline_and_the_safety_net_takes_over(
     controller: Hotline, world: World, cc_ami: AmiPeer
 ) -> None:

@@ -55,6 +55,9 @@ def test_an_agent_session_works_a_real_call(acd: Hotline, world: World, cc_ami: 
     agent = client(acd, "web1001", "agent", "1001")
     supervisor = client(acd, "websup", "supervisor")
     world.phone("1001").answers_after(0.5).plays("").hangs_up_after(3600)  # stays (0 hangs up at once)
+    # Today's counts before this call: the database is the session's, earlier tests answered calls.
+    answered_before = agent.json("GET", "/api/agent")[1]["figures"]["answered"]
+    board_before = supervisor.json("GET", "/api/wallboard")[1]["today"]["answered"]
     status, answer = agent.json("POST", "/api/agent/login", {})
     assert status == 200, answer
     assert agent.json("GET", "/api/agent")[1]["agent"]["state"] == "available"
@@ -91,9 +94,11 @@ def test_an_agent_session_works_a_real_call(acd: Hotline, world: World, cc_ami: 
     assert record(acd, uid, "wrapup").summary == text
     call.hang_up()
     # Today's figures count the call, for the agent and on the wallboard.
-    screen = poll(agent, "/api/agent", lambda a: a["figures"]["answered"] >= 1, what="own figures")
+    screen = poll(agent, "/api/agent", lambda a: a["figures"]["answered"] >= answered_before + 1, what="own figures")
+    assert screen["figures"]["answered"] == answered_before + 1
     assert screen["agent"]["state"] == "available"
-    board = poll(supervisor, "/api/wallboard", lambda b: b["today"]["answered"] >= 1)
+    board = poll(supervisor, "/api/wallboard", lambda b: b["today"]["answered"] >= board_before + 1)
+    assert board["today"]["answered"] == board_before + 1
     assert 0.0 <= board["today"]["answered_rate"] <= 1.0
     # The supervisor pauses the agent, then logs them out.
     status, _ = supervisor.json("POST", "/api/supervisor/agents/1001/pause", {"reason": "培训"})

@@ -271,7 +271,7 @@ class Acd:
     def device_reachable(self, extension: str) -> bool:
         if extension.startswith(MOBILE_PREFIX):
             return True  # the carrier's network: nothing to watch
-        return self.view.devices.get(f"PJSIP/{extension}", "UNAVAILABLE") not in DOWN_STATES
+        return self.view.devices.get(self.switch.phone_device(extension), "UNAVAILABLE") not in DOWN_STATES
 
     async def login(self, agent_id: str, extension: str | None = None) -> Agent:
         """Log an agent in on an extension (their own SIP phone by default, another desk's phone,
@@ -867,7 +867,7 @@ class Acd:
 
     def _agent_on(self, channel: str) -> str | None:
         """The logged-in agent whose phone a channel (``PJSIP/1001-0000002a``) belongs to."""
-        ext = channel.removeprefix("PJSIP/").rsplit("-", 1)[0]
+        ext = self.switch.endpoint_of_channel(channel)
         return next((a for a, e in self.extension.items() if e == ext), None)
 
     def _adopt(self, agent_id: str, call: str, leg_uid: str, reason: str) -> None:
@@ -1019,9 +1019,9 @@ class Acd:
             )
 
     async def on_device(self, event: DeviceStateChanged) -> None:
-        if not event.device.startswith("PJSIP/"):
+        ext = self.switch.endpoint_of_device(event.device)
+        if ext is None:
             return
-        ext = event.device[len("PJSIP/") :]
         now = self.clock()
         for agent_id, where in list(self.extension.items()):
             if where != ext:
@@ -1053,7 +1053,7 @@ class Acd:
                 (
                     c
                     for c in self.view.channels.values()
-                    if c.channel.startswith(f"PJSIP/{ext}-")
+                    if self.switch.endpoint_of_channel(c.channel) == ext
                     and (agent.state is AgentState.ON_CALL or c.linkedid != c.uniqueid)
                 ),
                 None,

@@ -118,8 +118,8 @@ class OriginateResult:
 
 class SwitchControl(Protocol):
     """The switch as the domains see it. :class:`cc_core.switch.asterisk.AsteriskControl` is the
-    Asterisk one (AMI, and the CLI socket for reloads); another switch implements the same five
-    members."""
+    Asterisk one (AMI, and the CLI socket for reloads); another switch implements the same
+    members: four that act, and four that speak the switch's naming of phones and channels."""
 
     @property
     def connected(self) -> bool:
@@ -142,4 +142,17 @@ class SwitchControl(Protocol):
     def dial_string(self, endpoint: Endpoint) -> str:
         """How the dialplan dials ``endpoint`` (the value of ``HOTLINE_DIAL`` and
         ``HOTLINE_CONSULT_DIAL``, which the dialplan passes to its dial application)."""
+        ...
+
+    def phone_device(self, extension: str) -> str:
+        """The device name the switch reports a phone's state under (the key of
+        :attr:`cc_core.switch.view.SwitchView.devices` and of ``DeviceStateChanged.device``)."""
+        ...
+
+    def endpoint_of_device(self, device: str) -> str | None:
+        """The extension a device name is for; None for a device that is not a SIP endpoint."""
+        ...
+
+    def endpoint_of_channel(self, channel: str) -> str:
+        """The endpoint (an agent's extension, or a trunk's name) a channel's name belongs to."""
         ...

@@ -35,6 +35,8 @@ from cc_core.switch.ami import header
 ORIGINATE_GRACE_S = 15
 # Agents' SIP accounts: the module reloaded after their config was rendered again.
 SIP_MODULE = "res_pjsip.so"
+# The channel technology of every phone and trunk (chan_pjsip).
+TECH = "PJSIP/"
 
 
 class AmiActions(Protocol):
@@ -89,9 +91,9 @@ def dial_string(endpoint: Endpoint) -> str:
     """Asterisk's dial string: ``PJSIP/1001`` for a phone, ``PJSIP/<number>@<trunk>`` outside."""
     match endpoint:
         case Phone(extension=extension):
-            return f"PJSIP/{extension}"
+            return f"{TECH}{extension}"
         case Outside(number=number, trunk=trunk):
-            return f"PJSIP/{number}@{trunk}"
+            return f"{TECH}{number}@{trunk}"
     raise TypeError(f"not an endpoint: {endpoint!r}")
 
 
@@ -138,6 +140,16 @@ class AsteriskControl:
 
     def dial_string(self, endpoint: Endpoint) -> str:
         return dial_string(endpoint)
+
+    def phone_device(self, extension: str) -> str:
+        return f"{TECH}{extension}"
+
+    def endpoint_of_device(self, device: str) -> str | None:
+        return device[len(TECH) :] if device.startswith(TECH) else None
+
+    def endpoint_of_channel(self, channel: str) -> str:
+        # PJSIP/<endpoint>-<sequence>, e.g. PJSIP/1001-0000002a
+        return channel.removeprefix(TECH).rsplit("-", 1)[0]
 
     async def _ask(self, ami: Mapping[str, Any], timeout: float | None = None) -> Any:
         try:

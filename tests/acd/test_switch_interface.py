@@ -29,6 +29,7 @@ from cc_core.switch.actions import (
     SwitchAction,
     SwitchUnavailable,
 )
+from cc_core.switch.events import DeviceStateChanged
 from cc_core.switch.view import ChannelInfo
 from tests.acd.test_wait_pass import T0, Pass, RecordingAmi, _acd
 from tests.acd.test_wait_pass import stores as stores  # the fixture
@@ -65,6 +66,15 @@ class TypedSwitch:
             case Outside(number=number, trunk=trunk):
                 return f"sofia/gateway/{trunk}/{number}"
         raise AssertionError(endpoint)
+
+    def phone_device(self, extension: str) -> str:
+        return f"user/{extension}"
+
+    def endpoint_of_device(self, device: str) -> str | None:
+        return device.removeprefix("user/") if device.startswith("user/") else None
+
+    def endpoint_of_channel(self, channel: str) -> str:
+        return channel.removeprefix("sofia/internal/").split("@", 1)[0]
 
 
 @pytest.fixture
@@ -168,3 +178,32 @@ def test_a_switch_that_cannot_be_asked_is_the_agents_error_not_an_exception(
     with pytest.raises(AgentError, match="the switch did not carry the request out: link down"):
         asyncio.run(control.hold("2000"))
     assert control.rooms["u.3"].moved is False
+
+
+def test_phones_are_named_as_the_switch_names_them(stores: Stores, switch: TypedSwitch) -> None:
+    """Device and channel names are the switch's: the ACD asks the interface, it does not parse
+    ``PJSIP/…`` itself (a login on a phone whose device the view reports, then that device
+    going unavailable, then back)."""
+
+    async def main() -> list[tuple[AgentState, bool]]:
+        acd = _typed_acd(stores, switch)
+        acd.agents["2000"] = replace(acd.agents["2000"], state=AgentState.OFFLINE)
+        acd.view.devices["user/2000"] = "NOT_INUSE"
+        seen = [(a.state, a.device_reachable) for a in [await acd.login("2000")]]
+        await acd.on_device(DeviceStateChanged(device="user/2000", state="UNAVAILABLE"))
+        seen.append((acd.agents["2000"].state, acd.agents["2000"].device_reachable))
+        await acd.on_device(DeviceStateChanged(device="PJSIP/2000", state="NOT_INUSE"))  # not this switch's
+        seen.append((acd.agents["2000"].state, acd.agents["2000"].device_reachable))
+        await acd.on_device(DeviceStateChanged(device="user/2000", state="NOT_INUSE"))
+        seen.append((acd.agents["2000"].state, acd.agents["2000"].device_reachable))
+        assert acd._agent_on("sofia/internal/2000@127.0.0.1") == "2000"
+        await acd.close()
+        return seen
+
+    # Unreachable pauses an available agent at once; reachable again leaves the pause to them.
+    assert asyncio.run(main()) == [
+        (AgentState.AVAILABLE, True),
+        (AgentState.PAUSED, False),
+        (AgentState.PAUSED, False),
+        (AgentState.PAUSED, True),
+    ]

@@ -104,10 +104,15 @@ def test_each_typed_action_becomes_the_exact_ami_the_domains_used_to_build() -> 
     ]
 
 
-def test_dial_strings_are_the_switchs_own_syntax() -> None:
+def test_dial_strings_and_names_are_the_switchs_own_syntax() -> None:
     control = AsteriskControl(ScriptedLink())
     assert control.dial_string(Phone("1001")) == "PJSIP/1001"
     assert control.dial_string(Outside("13800138000", "carrier")) == "PJSIP/13800138000@carrier"
+    assert control.phone_device("1001") == "PJSIP/1001"
+    assert control.endpoint_of_device("PJSIP/1001") == "1001"
+    assert control.endpoint_of_device("Local/1001@hotline-connect") is None
+    assert control.endpoint_of_channel("PJSIP/1001-0000002a") == "1001"
+    assert control.endpoint_of_channel("PJSIP/carrier-00000005") == "carrier"
 
 
 def test_the_first_refused_variable_stops_the_rest_and_says_why() -> None:

@@ -100,7 +100,8 @@ def test_the_controllers_ami_user_cannot_reach_a_shell_or_the_config(
     got_setvar = messages.pop("Setvar SHELL")
     expected.pop("Setvar SHELL")
     assert messages == expected
-    assert got_setvar[0] in ("Success", "Error")
+    # The value is stored as text (AMI's Setvar does not evaluate it): acknowledged, nothing run.
+    assert got_setvar == ("Success", "Variable Set")
     assert not marker.exists()
 
 

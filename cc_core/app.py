@@ -50,6 +50,7 @@ from cc_core.calls.lifecycle import CallLifecycle
 from cc_core.calls.recordings import MonitorFolder, RecordingStore
 from cc_core.calls.store import CallStore
 from cc_core.calls.voicemail import VoicemailStore
+from cc_core.contacts.store import ContactStore
 from cc_core.db.session import make_engine, make_sessionmaker
 from cc_core.db.writer import DbWriter
 from cc_core.errors import HotlineError
@@ -130,7 +131,8 @@ class Controller:
         self.switch = AsteriskControl(self.ami, Switch(self.instance, switch_pid_file(settings)).reload_module)
         self.engine = make_engine(settings.database_url)
         sessions = make_sessionmaker(self.engine)
-        self.store = CallStore(sessions)
+        # Calls are linked to contacts as they are recorded; ID cards are kept as keyed hashes (decision 0016).
+        self.store = CallStore(sessions, contacts=ContactStore(sessions, id_card_key=secrets.contact_key.encode()))
         # The call path's writes: one thread, in order, many per transaction (decision 0014).
         self.writer = DbWriter(sessions)
         self.writer.rollback_hooks.append(self.store.forget_ids)

@@ -33,6 +33,9 @@ class Secrets:
     # The commands to the controller from the server itself ("hotline agent …") carry it; people
     # on the web pages log in with their own accounts instead.
     control_token: str = field(default_factory=_token)
+    # The key of the ID-card hashes kept for contacts (HMAC-SHA256, decision 0016): without it
+    # the database holds no ID-card number, and with a new one the old hashes match nothing.
+    contact_key: str = field(default_factory=lambda: _random.token_urlsafe(32))
     agent_passwords: dict[str, str] = field(default_factory=dict)
 
     def agent_password(self, agent_id: str) -> str:
@@ -72,7 +75,7 @@ def load_or_create(settings: Settings) -> Secrets:
             agents[agent.id] = _token()
             changed = True
     result = Secrets(agent_passwords=agents)
-    for name in ("ami_user", "ami_secret", "ari_user", "ari_password", "control_token"):
+    for name in ("ami_user", "ami_secret", "ari_user", "ari_password", "control_token", "contact_key"):
         value = data.get(name)
         _check_text(path, name, value)
         if isinstance(value, str) and value:

@@ -7,6 +7,9 @@ a call, the controller may restart mid-call), so writes are idempotent where tha
 Issue 4 adds the ACD's part of the record: the queue a call waited in, the agent who answered,
 the wrap-up summary (T4), the agent a survey score is about (T7), the "returning caller" look-up
 (T9) and the day's acceptance rate (T10, :meth:`CallStore.day_stats`).
+
+Issue 12 links each call to its caller's contact as it is recorded (cc_core/contacts, decision
+0016): the returning-caller look-up goes through the contact's interactions of every channel.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from sqlalchemy import ColumnElement, bindparam, case, func, insert, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
+from cc_core.contacts.identity import phone
+from cc_core.contacts.store import ContactStore, call_answered, link_call
 from cc_core.db.models import Call, Callback, CallEvent, UTCDateTime, table_of
 from cc_core.db.writer import Prepared, in_batch, insert_later, transaction
 
@@ -289,9 +294,11 @@ _ID_CACHE_SIZE = 20_000
 class CallStore:
     """Reads and writes calls through a sessionmaker (see :func:`cc_core.db.session.make_sessionmaker`)."""
 
-    def __init__(self, sessions: sessionmaker[Session]) -> None:
+    def __init__(self, sessions: sessionmaker[Session], *, contacts: ContactStore | None = None) -> None:
         self._sessions = sessions
         self._ids: dict[str, int] = {}
+        # Every call is linked to its caller's contact as it is recorded (issue 12 item 4).
+        self.contacts = contacts if contacts is not None else ContactStore(sessions)
 
     def forget_ids(self) -> None:
         """Forget the remembered row ids (a writer's batch that may have read them was rolled back)."""
@@ -376,6 +383,25 @@ class CallStore:
         uniqueid = _key(uniqueid, "uniqueid")
         linkedid = _key(linkedid, "linkedid")
         _aware(at)
+        for attempt in range(2):
+            found = self._arrive(uniqueid, linkedid, caller_number, dialed_number, channel, at, caller_name, attempt)
+            if found is not None:
+                return found
+        raise AssertionError("unreachable: the second attempt returns or raises")
+
+    def _arrive(
+        self,
+        uniqueid: str,
+        linkedid: str,
+        caller_number: str,
+        dialed_number: str,
+        channel: str,
+        at: datetime,
+        caller_name: str,
+        attempt: int,
+    ) -> int | None:
+        """One try of :meth:`call_arrived`; None when a new caller's contact lost a race to
+        another writer's (the first try only): the next try finds that contact."""
         try:
             with transaction(self._sessions) as session:
                 existing = self._find_id(session, uniqueid)
@@ -398,15 +424,21 @@ class CallStore:
                 if caller_name:
                     detail["caller_name"] = caller_name.replace("\x00", "")
                 self._add_event(session, call_id, at, "arrived", detail)
+                # The call is one interaction of its caller's contact (issue 12 item 4): one
+                # statement for a known number, in this transaction.
+                link_call(session, uniqueid, detail["caller_number"], at)
                 return call_id
         except IntegrityError:
             if in_batch():
                 raise
             # Lost the race to another writer between our SELECT and INSERT: its row is
-            # committed now. If there is still no row, the error was something else.
+            # committed now. If there is still no row, the error was something else, or (once)
+            # a new caller's identity another writer made at the same time.
             with self._sessions() as session:
                 existing = self._find_id(session, uniqueid)
             if existing is None:
+                if attempt == 0:
+                    return None
                 raise
             return existing
 
@@ -593,13 +625,14 @@ class CallStore:
         """
         agent = _agent(agent_id)
         _aware(at)
-        return self._update(
-            _AGENT_ANSWERED,
-            {"p_uid": uniqueid, "p_agent": agent, "p_at": at},
-            at,
-            "agent_answered",
-            {"agent": agent},
-        )
+        with transaction(self._sessions) as session:
+            call_id = _AGENT_ANSWERED.scalar(session, {"p_uid": uniqueid, "p_agent": agent, "p_at": at})
+            if call_id is None:
+                return False
+            self._add_event(session, call_id, at, "agent_answered", {"agent": agent})
+            # The contact's interaction says the same: its last agent is the returning caller's (T9).
+            call_answered(session, uniqueid, agent, at)
+            return True
 
     def served_by(self, uniqueid: str, agent_id: str) -> bool | None:
         """Whether ``agent_id`` served the call (None: no such call); see :meth:`_served`."""
@@ -697,13 +730,9 @@ class CallStore:
         number = _text(caller_number, _NUMBER_LEN)
         if is_anonymous(number):
             return None
-        with self._sessions() as session:
-            return session.scalar(
-                select(Call.agent_id)
-                .where(Call.caller_number == number, Call.connected_at >= since, Call.agent_id.is_not(None))
-                .order_by(Call.arrived_at.desc(), Call.id.desc())
-                .limit(1)
-            )
+        # Through the caller's contact (issue 12 item 4): its interactions of every channel, so
+        # a citizen who wrote on chat is a returning caller too, and +86… and 1… are one number.
+        return self.contacts.last_agent_for(phone(number), since)
 
     def day_stats(self, day: date) -> DayStats:
         """The acceptance rate of one Beijing calendar day (T10: 95% answered + 5% called back = 100%).

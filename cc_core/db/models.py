@@ -13,6 +13,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
@@ -438,3 +439,62 @@ class AuditEntry(Base):
     ip: Mapped[str] = mapped_column(String(64))
     allowed: Mapped[bool] = mapped_column(Boolean)
     detail: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
+
+
+class Contact(Base):
+    """A citizen, whatever channel they come by (issue 12 item 4, decision 0016).
+
+    Known by its identities (:class:`ContactIdentity`); each call or conversation is one
+    :class:`Interaction` of it. A contact merged into another stays as a pointer to it
+    (``merged_into_id``), with no identities or interactions of its own left.
+    """
+
+    __tablename__ = "contacts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"), index=True)
+    merged_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class ContactIdentity(Base):
+    """One way a channel knows a contact: a phone number, a web visitor id, a WeChat
+    external_userid, an ID card (its keyed hash, never the number). Each (kind, value) belongs
+    to one contact."""
+
+    __tablename__ = "contact_identities"
+    __table_args__ = (UniqueConstraint("kind", "value", name="uq_contact_identities_kind_value"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"), index=True)
+    # One of cc_core.contacts.identity.IdentityKind's values.
+    kind: Mapped[str] = mapped_column(String(16))
+    # The normalised value (a phone number's national form; an ID card's HMAC-SHA256 in hex).
+    value: Mapped[str] = mapped_column(String(64))
+    # What an agent may be shown: the number; for an ID card, a masked form.
+    display: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Interaction(Base):
+    """One call or conversation of a contact: "last agent of this citizen" and "earlier contacts
+    of this citizen" read these, across channels (T9, T1)."""
+
+    __tablename__ = "interactions"
+    __table_args__ = (
+        UniqueConstraint("channel", "ref", name="uq_interactions_channel_ref"),
+        # The returning-citizen look-up: a contact's interactions, newest first.
+        Index("ix_interactions_contact_id_started_at", "contact_id", "started_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"))
+    # One of cc_core.contacts.identity.Channel's values: voice, web, wechat.
+    channel: Mapped[str] = mapped_column(String(16))
+    # The call's uniqueid (calls.uniqueid) or the conversation's id.
+    ref: Mapped[str] = mapped_column(String(64))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # When an agent first took it (a call's connected_at); None while nobody has.
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The agent who has (or had) it last (a call's agent_id).
+    agent_id: Mapped[str | None] = mapped_column(String(16))

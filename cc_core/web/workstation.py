@@ -182,17 +182,20 @@ class Views:
             "connected_at": _iso(record.connected_at) if record else None,
             "ringing": ringing,
             "ivr_path": _ivr_path(self.calls.ivr_path(uniqueid), self.flows()),
+            # Earlier contacts of this citizen on every channel, through their contact (issue 12
+            # item 4): "uniqueid" is the call's, or the conversation's id for a chat.
             "history": [
                 {
-                    "uniqueid": h.uniqueid,
-                    "arrived_at": _iso(h.arrived_at),
+                    "channel": h.channel,
+                    "uniqueid": h.ref,
+                    "arrived_at": _iso(h.started_at),
                     "agent_id": h.agent_id,
                     "summary": h.summary,
                     "survey_score": h.survey_score,
                     "status": h.status,
                     "queue": h.queue,
                 }
-                for h in (self.calls.history(number, exclude=uniqueid) if number else [])
+                for h in self.calls.contacts.history_of_call(uniqueid, number)
             ],
             "room": self.control.room_state(uniqueid),
             "callback": callback,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -27,6 +28,7 @@ from cc_core.calls.callbacks import CallbackStore
 from cc_core.calls.recordings import RecordingStore
 from cc_core.calls.store import CallStore
 from cc_core.calls.voicemail import VoicemailStore
+from cc_core.contacts.identity import Channel, normalise_phone
 from cc_core.db.models import Base, Recording, RecordingManifest, RecordingPurge
 from cc_core.db.session import (
     DatabaseError,
@@ -88,8 +90,8 @@ def _tables(url: str) -> set[str]:
         engine.dispose()
 
 
-def test_head_revision_is_the_answered_at_migration() -> None:
-    assert head_revision() == "0007"
+def test_head_revision_is_the_contacts_migration() -> None:
+    assert head_revision() == "0008"
 
 
 def test_upgrade_from_empty_to_head(db_url: str) -> None:
@@ -889,24 +891,48 @@ def test_downgrade_0006_to_0005_and_up_again(db_url: str) -> None:
         engine.dispose()
 
 
+# The calls columns the 0006/0007 tests write, independent of today's models (the stores speak
+# the newest schema, which has contacts since 0008).
+_CALLS_0006 = sa.table(
+    "calls",
+    sa.column("uniqueid", sa.String()),
+    sa.column("linkedid", sa.String()),
+    sa.column("caller_number", sa.String()),
+    sa.column("dialed_number", sa.String()),
+    sa.column("channel", sa.String()),
+    sa.column("arrived_at", sa.DateTime(timezone=True)),
+    sa.column("queue", sa.String()),
+    sa.column("queued_at", sa.DateTime(timezone=True)),
+)
+
+
 def test_upgrade_0006_to_0007_fills_answered_at_from_the_first_answer(db_url: str) -> None:
     """Issue 11: answered_at was never written. Calls answered before 0007 get their first
     agent's answer (connected_at); calls never answered keep none; a second upgrade changes nothing."""
     assert upgrade(db_url, "0006") == "0006"
     engine = make_engine(db_url)
     try:
-        store = CallStore(make_sessionmaker(engine))
-        for uid in ("answered.1", "abandoned.1"):
-            store.call_arrived(uid, uid, "13800138000", "12333", "PJSIP/carrier-1", T0)
-            store.queue_entered(uid, "q", None, 0, T0 + timedelta(seconds=5))
         with engine.begin() as conn:  # as the code of 0006 left it: connected_at only
+            for uid in ("answered.1", "abandoned.1"):
+                conn.execute(
+                    _CALLS_0006.insert().values(
+                        uniqueid=uid,
+                        linkedid=uid,
+                        caller_number="13800138000",
+                        dialed_number="12333",
+                        channel="PJSIP/carrier-1",
+                        arrived_at=T0,
+                        queue="q",
+                        queued_at=T0 + timedelta(seconds=5),
+                    )
+                )
             conn.execute(
                 text("UPDATE calls SET connected_at = :at, agent_id = '1001' WHERE uniqueid = 'answered.1'"),
                 {"at": T0 + timedelta(seconds=30)},
             )
     finally:
         engine.dispose()
-    assert upgrade(db_url) == "0007"
+    assert upgrade(db_url, "0007") == "0007"
     engine = make_engine(db_url)
     try:
         store = CallStore(make_sessionmaker(engine))
@@ -916,4 +942,143 @@ def test_upgrade_0006_to_0007_fills_answered_at_from_the_first_answer(db_url: st
     finally:
         engine.dispose()
     assert downgrade(db_url, "0006") == "0006"
-    assert upgrade(db_url) == "0007"
+    assert upgrade(db_url, "0007") == "0007"
+
+
+_CALLS_0007 = sa.table(
+    "calls",
+    sa.column("uniqueid", sa.String()),
+    sa.column("linkedid", sa.String()),
+    sa.column("caller_number", sa.String()),
+    sa.column("dialed_number", sa.String()),
+    sa.column("channel", sa.String()),
+    sa.column("arrived_at", sa.DateTime(timezone=True)),
+    sa.column("connected_at", sa.DateTime(timezone=True)),
+    sa.column("answered_at", sa.DateTime(timezone=True)),
+    sa.column("agent_id", sa.String()),
+)
+
+
+def test_upgrade_0007_to_0008_links_every_call_to_a_contact(db_url: str) -> None:
+    """Issue 12 item 4: existing calls are kept and linked. One contact per distinct caller
+    number after normalising (+86…, 0086… and 1… are one citizen), one contact per withheld
+    call, one voice interaction per call with its first answer and last agent; new writes
+    continue on the migrated contacts (PostgreSQL's id sequence included)."""
+    assert upgrade(db_url, "0007") == "0007"
+    minute = timedelta(minutes=1)
+    # (uniqueid, caller number, arrival, agent who had the caller last or None)
+    rows = [
+        ("m.1", "13800138000", T0, "1001"),
+        ("m.2", "+8613800138000", T0 + minute, "1002"),
+        ("m.3", "008613800138000", T0 + 2 * minute, None),
+        ("m.4", "01012345678", T0 + 3 * minute, "1003"),
+        ("m.5", "+861012345678", T0 + 4 * minute, None),
+        ("m.6", "", T0 + 5 * minute, "1004"),
+        ("m.7", "anonymous", T0 + 6 * minute, None),
+        ("m.8", "13900139000", T0 - minute, None),
+    ]
+    engine = make_engine(db_url)
+    try:
+        with engine.begin() as conn:
+            for uid, number, at, agent in rows:
+                conn.execute(
+                    _CALLS_0007.insert().values(
+                        uniqueid=uid,
+                        linkedid=uid,
+                        caller_number=number,
+                        dialed_number="12333",
+                        channel="PJSIP/carrier-1",
+                        arrived_at=at,
+                        connected_at=at + 10 * timedelta(seconds=1) if agent else None,
+                        answered_at=at + 10 * timedelta(seconds=1) if agent else None,
+                        agent_id=agent,
+                    )
+                )
+    finally:
+        engine.dispose()
+
+    assert upgrade(db_url) == "0008"
+    engine = make_engine(db_url)
+    try:
+        with engine.begin() as conn:
+            assert conn.execute(text("SELECT count(*) FROM calls")).scalar() == 8
+            identities = conn.execute(
+                text("SELECT kind, value, display, contact_id FROM contact_identities ORDER BY value")
+            ).all()
+            contacts = dict(conn.execute(text("SELECT id, created_at FROM contacts")).all())
+            links = dict(conn.execute(text("SELECT ref, contact_id FROM interactions WHERE channel = 'voice'")).all())
+        # 3 numbers, 2 withheld calls.
+        assert len(contacts) == 5
+        assert [(kind, value, display) for kind, value, display, _ in identities] == [
+            ("phone", "01012345678", "01012345678"),
+            ("phone", "13800138000", "13800138000"),
+            ("phone", "13900139000", "13900139000"),
+        ]
+        landline, mobile, other = (contact for *_, contact in identities)
+        assert links == {
+            "m.1": mobile,
+            "m.2": mobile,
+            "m.3": mobile,
+            "m.4": landline,
+            "m.5": landline,
+            "m.6": links["m.6"],
+            "m.7": links["m.7"],
+            "m.8": other,
+        }
+        assert len({links["m.6"], links["m.7"], mobile, landline, other}) == 5
+        sessions = make_sessionmaker(engine)
+        store = CallStore(sessions)
+        # The first call of the number is when the contact was first seen.
+        assert store.contacts.history(mobile)[-1].started_at == T0
+        assert [(h.ref, h.agent_id, h.answered_at) for h in store.contacts.history(mobile)] == [
+            ("m.3", None, None),
+            ("m.2", "1002", T0 + minute + timedelta(seconds=10)),
+            ("m.1", "1001", T0 + timedelta(seconds=10)),
+        ]
+        # The returning-caller look-up reads the linked history, in any spelling of the number.
+        assert store.last_agent("+86 138 0013 8000", T0 - minute) == "1002"
+        assert store.last_agent("01012345678", T0 - minute) == "1003"
+        assert store.last_agent("", T0 - minute) is None
+        # New calls join the migrated contacts; a new number gets a new id after theirs.
+        store.call_arrived("n.1", "n.1", "8613800138000", "12333", "PJSIP/carrier-1", T0 + 9 * minute)
+        store.call_arrived("n.2", "n.2", "13700137000", "12333", "PJSIP/carrier-1", T0 + 9 * minute)
+        assert store.contacts.contact_of_interaction(Channel.VOICE, "n.1") == mobile
+        new = store.contacts.contact_of_interaction(Channel.VOICE, "n.2")
+        assert new is not None and new > max(contacts)
+    finally:
+        engine.dispose()
+
+    # Down again: the calls stay, the contacts go; up again links them anew.
+    assert downgrade(db_url, "0007") == "0007"
+    assert not ({"contacts", "contact_identities", "interactions"} & _tables(db_url))
+    engine = make_engine(db_url)
+    try:
+        with engine.begin() as conn:
+            assert conn.execute(text("SELECT count(*) FROM calls")).scalar() == 10
+    finally:
+        engine.dispose()
+    assert upgrade(db_url) == "0008"
+    engine = make_engine(db_url)
+    try:
+        with engine.begin() as conn:
+            assert conn.execute(text("SELECT count(*) FROM interactions")).scalar() == 10
+            assert conn.execute(text("SELECT count(*) FROM contacts")).scalar() == 6
+    finally:
+        engine.dispose()
+
+
+def test_0008_normalises_numbers_as_the_code_of_its_time() -> None:
+    """The migration keeps its own copy of the phone normalising (a migration must not change
+    with later code): today both give the same national form."""
+    path = Path(__file__).resolve().parents[2] / "cc_core/db/migrations/versions/0008_contacts.py"
+    spec = importlib.util.spec_from_file_location("migration_0008", path)
+    assert spec is not None and spec.loader is not None
+    migration = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(migration)
+    frozen = migration.normalise_phone
+    samples = [
+        "13800138000", "+8613800138000", "008613800138000", "8613800138000", "013800138000",
+        "01012345678", "+861012345678", "+86 10 1234-5678", "12345678", "86123456", "+14155550100",
+        "0014155550100", "12333", "", "anonymous", "+", "00", "+86", "１３８００１３８０００", "٣٣", "1" * 33,
+    ]  # fmt: skip
+    assert [frozen(s) for s in samples] == [normalise_phone(s) for s in samples]

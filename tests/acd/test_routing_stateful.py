@@ -640,7 +640,7 @@ class Day(RuleBasedStateMachine):
             assert agent.active_voice == (1 if agent.state is ON_CALL else 0), agent
             assert 0 <= agent.active_chat <= agent.chat_capacity
             if agent.state is OFFLINE:
-                assert agent.active_chat == 0 and agent.pause_reason is None
+                assert (agent.active_chat, agent.pause_reason, agent.missed_in_row) == (0, None, 0), agent
             if agent.state is AVAILABLE:
                 assert agent.device_reachable, f"{agent_id} is available on an unreachable phone"
                 assert agent.pause_reason is None
@@ -648,6 +648,10 @@ class Day(RuleBasedStateMachine):
                 assert agent.pause_reason, f"{agent_id} paused without a reason"
             if agent.state is WRAP_UP:
                 assert agent.wrapup_until is not None
+            else:  # cleared (False, not a stand-in) wherever a wrap-up ends
+                assert (agent.wrapup_until, agent.wrapup_extended) == (None, False), agent
+            if agent.state is not PAUSED:
+                assert agent.pause_reason is None, agent
         ids = (
             [c.id for c in self.waiting] + [c.id for c in self.ringing.values()] + [c.id for c in self.talking.values()]
         )

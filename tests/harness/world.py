@@ -166,9 +166,11 @@ class WorldCall:
             {"Action": "Redirect", "Channel": self.channel, "Context": "caller-play", "Exten": "s", "Priority": "1"}
         )
 
-    def hang_up(self) -> None:
+    def hang_up(self, cause: int = 16) -> None:
+        """The citizen puts the phone down: Q.850 cause 16, normal clearing, as a phone's BYE
+        means (AMI's Hangup without a cause sends 0, "Unknown", which the hotline then records)."""
         assert self.world.ami is not None
-        self.world.ami.action({"Action": "Hangup", "Channel": self.channel})
+        self.world.ami.action({"Action": "Hangup", "Channel": self.channel, "Cause": str(cause)})
 
     def wait_hung_up(self, timeout: float = 20.0, since: int = 0) -> dict[str, str]:
         """Wait until this call has ended on the carrier's side (e.g. the hotline hung up)."""

@@ -58,7 +58,7 @@ def test_call_reaches_fastagi_and_dtmf_is_recorded(controller: Hotline, world: W
 
     call.hang_up()
     ended = wait_record(store, uid, "ended")
-    assert ended.hangup_cause is not None
+    assert (ended.hangup_cause, ended.hangup_cause_text) == (16, "Normal Clearing")  # the caller's cause
     assert ended.arrived_at <= ended.ended_at  # type: ignore[operator]
     assert ended.flow == "main" and ended.flow_version
 
@@ -72,7 +72,7 @@ def test_caller_who_hangs_up_during_welcome_is_recorded(controller: Hotline, wor
     cc_ami.wait_for(match(Event="Hangup", Uniqueid=uid), since=since, what="hotline hangup")
     ended = wait_record(store, uid, "ended")
     assert ended.digits == ""
-    assert ended.hangup_cause is not None
+    assert (ended.hangup_cause, ended.hangup_cause_text) == (16, "Normal Clearing")
     assert wait_record(store, uid, "exit").ivr_exit == "abandoned"
 
 

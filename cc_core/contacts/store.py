@@ -235,7 +235,7 @@ class ContactStore:
         Calls are linked by :meth:`CallStore.call_arrived` (:func:`link_call`), not here."""
         _aware(at)
         ref = _ref(ref)
-        for _attempt in range(2):
+        for attempt in range(2):
             try:
                 with transaction(self._sessions) as session:
                     linked = session.scalar(select(_I.contact_id).where(_I.channel == channel.value, _I.ref == ref))
@@ -251,7 +251,7 @@ class ContactStore:
                     )
                     return int(contact_id)
             except IntegrityError:  # lost a race for the identity or the interaction: it exists now
-                if in_batch() or _attempt:
+                if in_batch() or attempt:
                     raise
         raise AssertionError("unreachable")
 

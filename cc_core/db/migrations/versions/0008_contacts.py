@@ -70,9 +70,7 @@ def _create_tables() -> None:
         sa.Column("created_at", UTC_DATETIME, nullable=False),
         sa.Column("merged_into_id", sa.Integer(), nullable=True),
         sa.Column("merged_at", UTC_DATETIME, nullable=True),
-        sa.ForeignKeyConstraint(
-            ["merged_into_id"], ["contacts.id"], name=op.f("fk_contacts_merged_into_id_contacts")
-        ),
+        sa.ForeignKeyConstraint(["merged_into_id"], ["contacts.id"], name=op.f("fk_contacts_merged_into_id_contacts")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_contacts")),
     )
     op.create_index(op.f("ix_contacts_merged_into_id"), "contacts", ["merged_into_id"], unique=False)
@@ -170,9 +168,7 @@ def _link_existing_calls() -> None:
     op.drop_table("_contact_numbers_0008")
     if bind.dialect.name == "postgresql":
         # The ids were given here: the sequence continues after them.
-        op.execute(
-            "SELECT setval(pg_get_serial_sequence('contacts', 'id'), max(id)) FROM contacts HAVING count(*) > 0"
-        )
+        op.execute("SELECT setval(pg_get_serial_sequence('contacts', 'id'), max(id)) FROM contacts HAVING count(*) > 0")
 
 
 def upgrade() -> None:

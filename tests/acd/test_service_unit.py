@@ -219,6 +219,43 @@ def test_misses_in_a_row_pause_the_agent_and_the_caller_goes_to_the_next(tmp_pat
     run(tmp_path, scenario)
 
 
+def test_a_pass_back_from_ringing_waits_for_the_ring_outcome(tmp_path: Path) -> None:
+    """Dial returned without an answer and the caller's next pass arrives before DialEnd: the pass
+    waits for it, then the miss counts and the caller waits again (not offered to 2000)."""
+
+    async def scenario(world: World) -> None:
+        await ringing(world)
+        pass_ = asyncio.ensure_future(_pass(world, "u.1"))
+        for _ in range(50):
+            await asyncio.sleep(0)
+        assert not pass_.done()  # waiting for the outcome
+        await world.acd.on_dial_ended(DialEnded("u.1", "u.1.a", "PJSIP/2000-00000001", "NOANSWER"))
+        session = await asyncio.wait_for(pass_, 2.0)
+        assert session.variables["HOTLINE_NEXT"] == "wait"
+        waiter = world.acd.waiters["u.1"]
+        assert (waiter.state, waiter.agent, set(waiter.contact.declined)) == ("waiting", None, {"2000"})
+        assert world.state("2000") == (AVAILABLE, None, 1)
+        assert [c.id for c in world.acd.waiting] == ["u.1"]
+
+    run(tmp_path, scenario)
+
+
+def test_a_ring_outcome_that_never_comes_counts_as_cancelled(tmp_path: Path) -> None:
+    """No DialEnd within 3 s (the AMI link is down): the ring counts as cancelled, not a miss, and
+    the caller is offered again (to the same agent, who did not decline)."""
+
+    async def scenario(world: World) -> None:
+        await ringing(world)
+        world.switch.actions.clear()
+        session = await _pass(world, "u.1")
+        assert world.state("2000") == (RINGING, None, 0)  # cancelled, then offered again at once
+        assert (session.variables["HOTLINE_NEXT"], session.variables["HOTLINE_AGENT"]) == ("connect", "2000")
+        assert world.acd.waiters["u.1"].contact.declined == frozenset()
+        assert world.switch.actions == []  # handed over by the pass, no Redirect
+
+    run(tmp_path, scenario)
+
+
 async def _pass(world: World, uid: str) -> Pass:
     """The caller's next FastAGI pass through the loop."""
     session = Pass(uid, HOTLINE_QUEUE=world.acd.waiters[uid].contact.queue)

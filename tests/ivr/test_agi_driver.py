@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import struct
 import time
 from collections.abc import AsyncIterator, Generator, Iterator
 from contextlib import asynccontextmanager
@@ -443,6 +444,12 @@ def test_wav_seconds(tmp_path: Path) -> None:
     assert _wav_seconds(tmp_path / "bad.wav") == 0.0
     (tmp_path / "empty.wav").write_bytes(b"")
     assert _wav_seconds(tmp_path / "empty.wav") == 0.0
+    # A header that says 0 frames a second is read as telephone audio (8000), not a division by 0.
+    data = b"\x00\x00" * 8000
+    fmt = b"fmt " + struct.pack("<IHHIIHH", 16, 1, 1, 0, 0, 2, 16)
+    body = b"WAVE" + fmt + b"data" + struct.pack("<I", len(data)) + data
+    (tmp_path / "rate0.wav").write_bytes(b"RIFF" + struct.pack("<I", len(body)) + body)
+    assert _wav_seconds(tmp_path / "rate0.wav") == 1.0
 
 
 # ---- the business system (http nodes) --------------------------------------------------------

@@ -612,7 +612,30 @@ CALL_ACTIONS = (
     "conference",
     "drop-third",
     "leave",
+    "hangup",
 )
+# ``hotline agent <command>`` → the control endpoint's path under agents/<id>/: the actions of
+# cc_core/web/agent_actions.py, the table the workstation serves too (issue 12 item 7). The CLI
+# keeps its short words for the wrap-up (wrapup-done, wrapup-more); tests/web/test_agent_actions.py
+# checks that every path here is an action of the table.
+AGENT_PATHS: dict[str, str] = {
+    "login": "login",
+    "logout": "logout",
+    "pause": "pause",
+    "resume": "resume",
+    "chat-start": "chat-start",
+    "chat-end": "chat-end",
+    "wrapup-done": "wrapup/finish",
+    "wrapup-more": "wrapup/extend",
+    "summary": "summary",
+    **{action: f"call/{action}" for action in CALL_ACTIONS},
+}
+
+
+def agent_path(agent_id: str, command: str) -> str:
+    """The control endpoint's path for ``hotline agent <command> <agent_id>`` (a path such as
+    ``call/hold`` or ``callbacks/7/call`` passes as it is)."""
+    return f"agents/{agent_id}/{AGENT_PATHS.get(command, command)}"
 
 
 def cmd_agent(settings: Settings, args: argparse.Namespace) -> int:
@@ -644,10 +667,10 @@ def cmd_agent(settings: Settings, args: argparse.Namespace) -> int:
             if not args.to:
                 raise HotlineError(f"'hotline agent {args.action}' needs --to (agent:<id>, queue:<name>, number:<n>)")
             body["to"] = args.to
-        answer = control_request(settings, f"agents/{args.agent}/call/{args.action}", body)
+        answer = control_request(settings, agent_path(args.agent, args.action), body)
         print(f"{args.agent}: {args.action} done on call {answer.get('call')}")
         return 0
-    answer = control_request(settings, f"agents/{args.agent}/{args.action}", body)
+    answer = control_request(settings, agent_path(args.agent, args.action), body)
     agent = answer.get("agent")
     if agent:
         print(f"{agent['id']}: {agent['state']}" + (f" ({agent['pause_reason']})" if agent.get("pause_reason") else ""))
@@ -722,17 +745,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ag.add_argument(
         "action",
-        choices=[
-            "list",
-            "login",
-            "logout",
-            "pause",
-            "resume",
-            "wrapup-done",
-            "wrapup-more",
-            "summary",
-            *CALL_ACTIONS,
-        ],
+        choices=["list", *AGENT_PATHS],
     )
     ag.add_argument("agent", nargs="?", help="the agent's id")
     ag.add_argument("--extension", help="login: the SIP phone's extension, or m:<mobile number>")

@@ -639,7 +639,7 @@ class Bench:
                 # A restarted controller restores agents as the database last saw them: log in the
                 # offline, bring back the paused (a phone seen unreachable while it re-registered)
                 # and end wrap-ups left from the previous round.
-                action = {"offline": "login", "paused": "resume", "wrap_up": "wrapup-done"}.get(
+                action = {"offline": "login", "paused": "resume", "wrap_up": "wrapup/finish"}.get(
                     agents[agent_id]["state"]
                 )
                 if action is not None and agents[agent_id].get("reachable", True):

@@ -4,11 +4,14 @@ the call they are on (issue 4 items 1 and 6; T3, T4), and the whole health repor
 It is served on a site of its own, ``127.0.0.1:[controller] control_port``, never on the web
 port the agents' LAN reaches (issue 11 item 8c): :func:`make_control_site`.
 
-``hotline agent …`` talks to it; the web workstation (cc_core/web/workstation.py) calls the same
-:class:`~cc_core.acd.service.Acd` methods behind personal logins. Every request here carries
+``hotline agent …`` talks to it; the web workstation (cc_core/web/workstation.py) serves the same
+agent actions behind personal logins: both dispatch through the one table of
+:mod:`cc_core.web.agent_actions` (the same names, bodies and refusals; issue 12 item 7), under
+``agents/{agent}/…`` here and ``/api/agent/…`` there. Every request here carries
 the installation's control token (``var/secrets.json``, mode 0600) as a bearer token, compared in
 constant time; without it the answer is 401 and nothing is done (P2). Refusals come back as 409
-with one Chinese-and-English line; bad requests as 400.
+with the controller's reason (a summary of a call the agent did not serve: 403); bad requests as
+400 with one Chinese-then-English line; an unknown action as 404.
 """
 
 from __future__ import annotations
@@ -22,8 +25,10 @@ from aiohttp import web
 
 from cc_core.acd.callcontrol import CallControl
 from cc_core.acd.model import Agent
-from cc_core.acd.service import Acd, AgentError
+from cc_core.acd.service import Acd
+from cc_core.web import agent_actions
 from cc_core.web.health import HEALTH_KEY, HealthHolder, HealthSource, health_full
+from cc_core.web.security import json_error, read_json
 
 TOKEN_KEY = web.AppKey("control_token", str)
 ACD_KEY = web.AppKey("acd", Acd)
@@ -53,98 +58,41 @@ async def _auth(
     return await handler(request)
 
 
-async def _body(request: web.Request) -> dict[str, Any]:
-    if request.content_length is not None and request.content_length > MAX_BODY:
-        raise web.HTTPRequestEntityTooLarge(max_size=MAX_BODY, actual_size=request.content_length)
-    raw = await request.content.read(MAX_BODY + 1)
-    if len(raw) > MAX_BODY:
-        raise web.HTTPRequestEntityTooLarge(max_size=MAX_BODY, actual_size=len(raw))
-    if not raw:
-        return {}
+async def _act(request: web.Request, group: str, verb: str, path: dict[str, str] | None = None) -> web.Response:
+    """One agent action of the table (cc_core/web/agent_actions.py, the one the workstation
+    serves), for the agent named in the path; after a change of state the answer carries the
+    agent's state (``hotline agent`` prints it), after a call action the call's id."""
+    acd = request.app[ACD_KEY]
+    agent_id = request.match_info["agent"]
+    data = await read_json(request, MAX_BODY)
     try:
-        data = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise web.HTTPBadRequest(
-            text=json.dumps({"error": f"请求不是 JSON (not JSON: {exc})"}), content_type="application/json"
-        ) from exc
-    if not isinstance(data, dict):
-        raise web.HTTPBadRequest(
-            text=json.dumps({"error": "请求须为 JSON 对象 (a JSON object)"}), content_type="application/json"
-        )
-    return data
-
-
-def _text(data: dict[str, Any], key: str, *, required: bool = True) -> str | None:
-    value = data.get(key)
-    if value is None and not required:
-        return None
-    if not isinstance(value, str) or (required and not value.strip()):
-        raise web.HTTPBadRequest(
-            text=json.dumps({"error": f"缺少 {key} (missing {key})"}), content_type="application/json"
-        )
-    return value
+        done = await agent_actions.dispatch(acd, request.app[CALLS_KEY], agent_id, group, verb, data, path)
+    except agent_actions.ActionRefused as exc:
+        return json_error(exc.status, exc.message)
+    answer: dict[str, Any] = {"ok": True, **(done.extra or {})}
+    if done.agent is not None:
+        answer["agent"] = _agent_json(done.agent, acd)
+    return web.json_response(answer, dumps=lambda v: json.dumps(v, ensure_ascii=False))
 
 
 async def agent_action(request: web.Request) -> web.Response:
-    acd = request.app[ACD_KEY]
-    agent_id = request.match_info["agent"]
-    action = request.match_info["action"]
-    data = await _body(request)
-    try:
-        match action:
-            case "login":
-                agent = await acd.login(agent_id, _text(data, "extension", required=False))
-            case "logout":
-                agent = await acd.logout(agent_id)
-            case "pause":
-                agent = await acd.pause(agent_id, _text(data, "reason") or "")
-            case "resume":
-                agent = await acd.resume(agent_id)
-            case "chat-start":
-                agent = await acd.chat_started(agent_id)
-            case "chat-end":
-                agent = await acd.chat_ended(agent_id)
-            case "wrapup-done":
-                agent = await acd.end_wrapup(agent_id)
-            case "wrapup-more":
-                seconds = data.get("seconds", 60)
-                if not isinstance(seconds, int) or not 1 <= seconds <= 600:
-                    raise web.HTTPBadRequest(
-                        text=json.dumps({"error": "seconds 须为 1–600 的整数 (an integer 1–600)"}),
-                        content_type="application/json",
-                    )
-                agent = await acd.extend_wrapup(agent_id, seconds)
-            case "summary":
-                call = await acd.summary(agent_id, _text(data, "text") or "", _text(data, "call", required=False))
-                return web.json_response({"ok": True, "call": call})
-            case _:
-                raise web.HTTPNotFound(
-                    text=json.dumps({"error": f"unknown action {action}"}), content_type="application/json"
-                )
-    except AgentError as exc:
-        return web.json_response({"error": str(exc)}, status=409)
-    return web.json_response({"ok": True, "agent": _agent_json(agent, acd)})
+    """Log in or out, pause, resume, open or close a chat, save the summary."""
+    return await _act(request, "", request.match_info["action"])
+
+
+async def wrapup_action(request: web.Request) -> web.Response:
+    """Finish the wrap-up now, or extend it once."""
+    return await _act(request, "wrapup", request.match_info["action"])
 
 
 async def call_action(request: web.Request) -> web.Response:
     """Call control on the agent's current call (T3): hold, transfers, consultation, three-way."""
-    control = request.app[CALLS_KEY]
-    agent_id = request.match_info["agent"]
-    action = request.match_info["action"]
-    data = await _body(request)
-    try:
-        call = await control.perform(agent_id, action, data.get("to") if isinstance(data.get("to"), str) else None)
-    except KeyError:
-        raise web.HTTPNotFound(
-            text=json.dumps({"error": f"unknown call action {action}"}), content_type="application/json"
-        ) from None
-    except ValueError:
-        raise web.HTTPBadRequest(
-            text=json.dumps({"error": "缺少 to (missing to)"}), content_type="application/json"
-        ) from None
-    except AgentError as exc:
-        return web.json_response({"error": str(exc)}, status=409)
-    return web.json_response({"ok": True, "call": call})
+    return await _act(request, "call", request.match_info["action"])
+
+
+async def call_back(request: web.Request) -> web.Response:
+    """Call a citizen on the callback list back now (the agent's phone first)."""
+    return await _act(request, "callbacks", "call", {"id": request.match_info["id"]})
 
 
 async def acd_status(request: web.Request) -> web.Response:
@@ -159,6 +107,8 @@ def make_control_app(acd: Acd, calls: CallControl, token: str, health: HealthSou
     app[ACD_KEY] = acd
     app[CALLS_KEY] = calls
     app.router.add_post("/agents/{agent}/call/{action}", call_action)
+    app.router.add_post("/agents/{agent}/wrapup/{action}", wrapup_action)
+    app.router.add_post("/agents/{agent}/callbacks/{id}/call", call_back)
     app.router.add_post("/agents/{agent}/{action}", agent_action)
     app.router.add_get("/acd", acd_status)
     if health is not None:

@@ -22,6 +22,7 @@ from typing import Any
 from aiohttp import web
 
 from cc_core import __version__
+from cc_core.web import agent_actions
 
 _PARAM = re.compile(r"\{([^}:]+)(?::[^}]*)?\}")
 JSON = "application/json"
@@ -207,38 +208,15 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         }
     ),
     ("GET", "/api/agent"): Operation({"200": _json("坐席工作台 (the agent's screen)", AGENT_VIEW), "409": CONFLICT}),
-    ("POST", "/api/agent/{action}"): _agent_action(
-        body_of(
-            optional={
-                "extension": N_STR,
-                "reason": {**STR, "maxLength": 64},
-                "text": {**STR, "maxLength": 4000},
-                "call": N_STR,
-            }
-        ),
-        ["login", "logout", "pause", "resume", "summary"],
-    ),
-    ("POST", "/api/agent/call/{action}"): _agent_action(
-        body_of(optional={"to": {**STR, "maxLength": 40}}),
-        [
-            "hold",
-            "unhold",
-            "transfer",
-            "consult",
-            "consult-cancel",
-            "hand-over",
-            "conference",
-            "drop-third",
-            "leave",
-            "hangup",
-        ],
-    ),
+    # The agent actions' verbs and bodies are read from their one table (issue 12 item 7).
+    ("POST", "/api/agent/{action}"): _agent_action(agent_actions.body_schema(""), agent_actions.verbs("")),
+    ("POST", "/api/agent/call/{action}"): _agent_action(agent_actions.body_schema("call"), agent_actions.verbs("call")),
     ("POST", "/api/agent/callbacks/{id}/call"): Operation(
         {"200": _json("已开始回拨 (the callback is placed)", OK), "400": BAD, "404": NO_ROUTE, "409": CONFLICT},
         path={"id": RECORD_ID},
     ),
     ("POST", "/api/agent/wrapup/{action}"): _agent_action(
-        body_of(optional={"seconds": {"type": "integer", "minimum": 1, "maximum": 600}}), ["finish", "extend"]
+        agent_actions.body_schema("wrapup"), agent_actions.verbs("wrapup")
     ),
     ("GET", "/api/wallboard"): Operation({"200": _json("班长看板 (the wallboard)", WALLBOARD)}),
     ("POST", "/api/supervisor/agents/{agent}/{action}"): Operation(

@@ -4,8 +4,10 @@ T3, T4, T9, T10).
 The handlers are thin: each acts through :class:`~cc_core.acd.service.Acd` and
 :class:`~cc_core.acd.callcontrol.CallControl`, the same objects the phone side and ``hotline
 agent`` use, so the web can do nothing the controller would not allow (a refusal is a 409 with
-the controller's reason). The agent acted on is always the session's own (``users.agent_id``),
-never one named in the request; supervisors act on others by id.
+the controller's reason). The agent's actions are the table of :mod:`cc_core.web.agent_actions`,
+which the control site (``hotline agent …``) serves too: the same names, bodies and refusals.
+The agent acted on is always the session's own (``users.agent_id``), never one named in the
+request; supervisors act on others by id, with their own routes and roles.
 
 What the pages show is built by :class:`Views` (``GET /api/agent``, ``GET /api/wallboard``) and
 pushed by :mod:`cc_core.web.live` over the WebSocket when it changes. Callers' numbers are shown
@@ -24,19 +26,19 @@ from typing import Any
 
 from aiohttp import web
 
-from cc_core.acd.callcontrol import TARGETED_ACTIONS, CallControl
+from cc_core.acd.callcontrol import CallControl
 from cc_core.acd.model import Agent, AgentState
-from cc_core.acd.service import Acd, AgentError, SummaryRefused
+from cc_core.acd.service import Acd, AgentError
 from cc_core.acd.store import AgentStore
 from cc_core.calls.callbacks import CallbackStore
 from cc_core.calls.store import CallStore, beijing_day, beijing_day_bounds
 from cc_core.ivr.flow import Flow
 from cc_core.ivr.labels import path_labels
 from cc_core.logs import mask_personal_data
+from cc_core.web import agent_actions
 from cc_core.web.security import current, json_error, read_json, requires
 
 MAX_BODY = 16 * 1024
-SUMMARY_MAX = 4000
 # The wallboard's day figures come from the database; several supervisors and the WebSocket
 # share one answer for this long, unless what the wallboard shows from memory changed meanwhile.
 FIGURES_TTL_S = 2.0
@@ -286,17 +288,6 @@ async def body(request: web.Request) -> dict[str, Any]:
     return await read_json(request, MAX_BODY)
 
 
-def _text(data: dict[str, Any], key: str, limit: int = 200) -> str:
-    value = data.get(key)
-    if not isinstance(value, str) or not value.strip():
-        raise web.HTTPBadRequest(text=dumps({"error": f"缺少 {key} (missing {key})"}), content_type="application/json")
-    if len(value) > limit:
-        raise web.HTTPBadRequest(
-            text=dumps({"error": f"{key} 过长 (longer than {limit} characters)"}), content_type="application/json"
-        )
-    return value.strip()
-
-
 def _my_agent(request: web.Request) -> str:
     view = current(request)
     assert view is not None
@@ -325,89 +316,39 @@ async def agent_state(request: web.Request) -> web.Response:
 
 @requires("agent")
 async def agent_action(request: web.Request) -> web.Response:
-    """Log in or out, pause with a reason, resume, finish or extend the wrap-up, save the summary."""
-    return await _agent_do(request, request.match_info["action"])
+    """Log in or out, pause with a reason, resume, open or close a chat, save the summary
+    (cc_core/web/agent_actions.py: the table the control site serves too)."""
+    return await _agent_do(request, "", request.match_info["action"])
 
 
-async def _agent_do(request: web.Request, action: str) -> web.Response:
-    agent_id = _my_agent(request)
-    acd = request.app[VIEWS_KEY].acd
-    data = await body(request)
-    try:
-        match action:
-            case "login":
-                extension = data.get("extension")
-                if extension is not None and not isinstance(extension, str):
-                    raise web.HTTPBadRequest(
-                        text=dumps({"error": "extension 须为文本"}), content_type="application/json"
-                    )
-                await acd.login(agent_id, extension or None)
-            case "logout":
-                await acd.logout(agent_id)
-            case "pause":
-                await acd.pause(agent_id, _text(data, "reason", 64))
-            case "resume":
-                await acd.resume(agent_id)
-            case "wrapup-finish":
-                await acd.end_wrapup(agent_id)
-            case "wrapup-extend":
-                seconds = data.get("seconds", 60)
-                if not isinstance(seconds, int) or isinstance(seconds, bool) or not 1 <= seconds <= 600:
-                    raise web.HTTPBadRequest(
-                        text=dumps({"error": "seconds 须为 1–600 的整数 (an integer 1–600)"}),
-                        content_type="application/json",
-                    )
-                await acd.extend_wrapup(agent_id, seconds)
-            case "summary":
-                # Only on a call this agent served (issue 11 item 4): another's is a 403.
-                call = data.get("call")
-                if call is not None and not isinstance(call, str):
-                    raise web.HTTPBadRequest(text=dumps({"error": "call 须为文本"}), content_type="application/json")
-                saved = await acd.summary(agent_id, _text(data, "text", SUMMARY_MAX), call or None)
-                return _ok(call=saved)
-            case _:
-                raise web.HTTPNotFound(
-                    text=dumps({"error": f"unknown action {action}"}), content_type="application/json"
-                )
-    except SummaryRefused as exc:
-        return json_error(403, str(exc))
-    except AgentError as exc:
-        return json_error(409, str(exc))
-    return _ok()
+@requires("agent")
+async def wrapup_action(request: web.Request) -> web.Response:
+    """Finish the wrap-up now, or extend it once (``{"seconds"}``, default 60)."""
+    return await _agent_do(request, "wrapup", request.match_info["action"])
 
 
 @requires("agent")
 async def call_action(request: web.Request) -> web.Response:
     """Act on the call the agent is on: hold, transfers, consultation, three-way, hang up (T3)."""
-    agent_id = _my_agent(request)
-    control = request.app[VIEWS_KEY].control
-    action = request.match_info["action"]
-    data = await body(request)
-    to = _text(data, "to", 40) if action in TARGETED_ACTIONS else None
-    try:
-        call = await control.perform(agent_id, action, to)
-    except KeyError:
-        return json_error(404, f"unknown call action {action}")
-    except AgentError as exc:
-        return json_error(409, str(exc))
-    return _ok(call=call)
+    return await _agent_do(request, "call", request.match_info["action"])
 
 
 @requires("agent")
 async def call_back(request: web.Request) -> web.Response:
     """Call a citizen on the callback list back now: the agent's phone first, then the citizen."""
+    return await _agent_do(request, "callbacks", "call", {"id": request.match_info["id"]})
+
+
+async def _agent_do(request: web.Request, group: str, verb: str, path: dict[str, str] | None = None) -> web.Response:
+    """One agent action of the table, on the session's own agent (never one the request names)."""
     agent_id = _my_agent(request)
+    views = request.app[VIEWS_KEY]
+    data = await body(request)
     try:
-        callback_id = int(request.match_info["id"])
-    except ValueError:
-        return json_error(400, "回拨编号须为数字 (a number)")
-    if not 0 < callback_id < 2**31:  # the database's integers overflow past 2**63: a 500 before
-        return json_error(400, "回拨编号超出范围 (the callback id is out of range)")
-    try:
-        await request.app[VIEWS_KEY].acd.call_back_now(agent_id, callback_id)
-    except AgentError as exc:
-        return json_error(409, str(exc))
-    return _ok(callback=callback_id)
+        done = await agent_actions.dispatch(views.acd, views.control, agent_id, group, verb, data, path)
+    except agent_actions.ActionRefused as exc:
+        return json_error(exc.status, exc.message)
+    return _ok(**(done.extra or {}))
 
 
 @requires("supervisor", "admin")
@@ -429,7 +370,10 @@ async def supervise(request: web.Request) -> web.Response:
     try:
         match request.match_info["action"]:
             case "pause":
-                reason = _text(data, "reason", 64)
+                try:  # the same check as the agent's own pause (agent_actions: one reason field)
+                    reason = agent_actions.ACTIONS["pause"].validate(data)["reason"]
+                except agent_actions.ActionRefused as exc:
+                    return json_error(exc.status, exc.message)
                 await acd.pause(agent_id, f"{reason}（{view.user.username}）")
             case "logout":
                 await acd.logout(agent_id)
@@ -445,16 +389,7 @@ def add_workstation_routes(app: web.Application, views: Views) -> None:
     app.router.add_get("/api/agent", agent_state)
     app.router.add_post("/api/agent/call/{action}", call_action)
     app.router.add_post("/api/agent/callbacks/{id}/call", call_back)
-    app.router.add_post("/api/agent/wrapup/{action}", _wrapup)
+    app.router.add_post("/api/agent/wrapup/{action}", wrapup_action)
     app.router.add_post("/api/agent/{action}", agent_action)
     app.router.add_get("/api/wallboard", wallboard)
     app.router.add_post("/api/supervisor/agents/{agent}/{action}", supervise)
-
-
-@requires("agent")
-async def _wrapup(request: web.Request) -> web.Response:
-    """Finish the wrap-up now, or extend it once (``{"seconds"}``, default 60)."""
-    action = request.match_info["action"]
-    if action not in ("finish", "extend"):
-        return json_error(404, f"unknown wrap-up action {action}")
-    return await _agent_do(request, f"wrapup-{action}")

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 from cc_core.calls.callbacks import CallbackStore
 from cc_core.calls.recordings import RecordingStore
 from cc_core.calls.store import CallView
-from cc_core.cli import control_request
+from cc_core.cli import agent_path, control_request
 from cc_core.db.session import make_engine, make_sessionmaker
 from cc_core.errors import HotlineError
 from tests.harness.ami import AmiPeer, Event
@@ -25,7 +25,9 @@ def control(hotline: Hotline, path: str, body: dict[str, Any] | None = None) -> 
 
 
 def agent(hotline: Hotline, agent_id: str, action: str, **body: Any) -> dict[str, Any]:
-    return control(hotline, f"agents/{agent_id}/{action}", body)
+    """``action`` as ``hotline agent`` names it (``wrapup-done``, ``hold``…) or a path such as
+    ``call/hold``: the control endpoint's path is the CLI's (cc_core.cli.agent_path)."""
+    return control(hotline, agent_path(agent_id, action), body)
 
 
 def status(hotline: Hotline) -> dict[str, Any]:

@@ -91,13 +91,13 @@ def test_an_agent_logs_in_pauses_resumes_and_logs_out(tmp_path: Path) -> None:
     [
         ("pause", {}, 400, "缺少 reason (missing reason)"),
         ("pause", {"reason": 5}, 400, "缺少 reason (missing reason)"),
-        ("login", {"extension": 2002}, 400, "缺少 extension (missing extension)"),
-        ("wrapup-more", {"seconds": 0}, 400, "seconds 须为 1–600 的整数 (an integer 1–600)"),
-        ("wrapup-more", {"seconds": 601}, 400, "seconds 须为 1–600 的整数 (an integer 1–600)"),
-        ("wrapup-more", {"seconds": "60"}, 400, "seconds 须为 1–600 的整数 (an integer 1–600)"),
+        ("login", {"extension": 2002}, 400, "extension 须为文本 (extension must be text)"),
+        ("wrapup/extend", {"seconds": 0}, 400, "seconds 须为 1–600 的整数 (an integer 1–600)"),
+        ("wrapup/extend", {"seconds": 601}, 400, "seconds 须为 1–600 的整数 (an integer 1–600)"),
+        ("wrapup/extend", {"seconds": "60"}, 400, "seconds 须为 1–600 的整数 (an integer 1–600)"),
         ("dance", {}, 404, "unknown action dance"),
         ("resume", {}, 409, "agent 2000: cannot resume while offline: only when paused"),
-        ("wrapup-done", {}, 409, "agent 2000: cannot end wrap-up while offline: only when wrap up"),
+        ("wrapup/finish", {}, 409, "agent 2000: cannot end wrap-up while offline: only when wrap up"),
         ("summary", {"text": "咨询"}, 409, "agent 2000 has no call to write a summary for"),
     ],
 )
@@ -121,9 +121,9 @@ def test_an_unknown_agent_is_refused(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("data", "status", "error"),
     [
-        (b"{not json", 400, "请求不是 JSON (not JSON"),
+        (b"{not json", 400, "请求须为 JSON 对象 (a JSON object)"),
         (b"[1, 2]", 400, "请求须为 JSON 对象 (a JSON object)"),
-        (b"\xff\xfe", 400, "请求不是 JSON (not JSON"),
+        (b"\xff\xfe", 400, "请求须为 JSON 对象 (a JSON object)"),
     ],
 )
 def test_a_body_that_is_not_a_json_object_is_a_400(tmp_path: Path, data: bytes, status: int, error: str) -> None:

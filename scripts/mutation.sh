@@ -81,7 +81,7 @@ for t in "${tests[@]}"; do
 done
 
 # Everything besides the package and the tests that a test may read (flows, fixtures, configs).
-also_copy="$(cd "$work" && ls -A | grep -vxE 'cc_core|tests|web|var|\.git.*|setup\.cfg|pyproject\.toml' || true)"
+also_copy="$(cd "$work" && ls -A | grep -vxE 'cc_core|tests|var|\.git.*|setup\.cfg|pyproject\.toml' || true)"
 {
     echo "[mutmut]"
     echo "source_paths = cc_core"

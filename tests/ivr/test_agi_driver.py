@@ -200,9 +200,10 @@ def test_a_key_after_the_prompt_is_waited_for(tmp_path: Path) -> None:
 
 def test_waiting_for_a_key_may_take_longer_than_one_command(tmp_path: Path) -> None:
     # The wait is the menu's timeout plus the session's command deadline, not the deadline alone:
-    # a caller who presses after 1.5 s of a 2 s wait is heard, though commands time out at 1 s.
+    # a caller who presses after 1.5 s of a 5 s wait is heard, though commands time out at 1 s
+    # (the deadline is 6 s, so a loaded machine has 4.5 s of slack).
     fake = FakeAsterisk({"WAIT FOR DIGIT": ["200 result=49"]}, delays={"WAIT FOR DIGIT": 1.5})
-    _final, call = drive(tmp_path, fake, AskKey(MENU, 2.0, "1"), End(None), command_timeout=1.0)
+    _final, call = drive(tmp_path, fake, AskKey(MENU, 5.0, "1"), End(None), command_timeout=1.0)
     assert call.answers == ["1"]
 
 
@@ -312,8 +313,9 @@ def test_two_messages_on_one_day_are_two_files(tmp_path: Path) -> None:
 
 
 def test_a_recording_may_take_longer_than_one_command(tmp_path: Path) -> None:
+    # 1.5 s of recording against commands that time out at 1 s; the deadline is 5 + 1 s.
     fake = FakeAsterisk(on_command=recorder(1.0), delays={"RECORD FILE": 1.5})
-    _final, call = drive(tmp_path, fake, RecordMessage(VM, 2), End(None), command_timeout=1.0)
+    _final, call = drive(tmp_path, fake, RecordMessage(VM, 5), End(None), command_timeout=1.0)
     assert call.answers == [12]
 
 

@@ -19,7 +19,6 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -45,6 +44,7 @@ from cc_core.archive import (
 from cc_core.auth.passwords import hashing_executor
 from cc_core.auth.store import AuditLog, SessionStore, UserStore
 from cc_core.bus import EventBus
+from cc_core.calendars.days import local_zone, use_timezone
 from cc_core.calls.callbacks import CallbackStore
 from cc_core.calls.lifecycle import CallLifecycle
 from cc_core.calls.recordings import MonitorFolder, RecordingStore
@@ -80,7 +80,6 @@ from cc_core.web.recordings import ReplayContext
 from cc_core.web.security import AUTH_KEY, LoginLimiter, WebAuth, parse_networks, session_middleware
 from cc_core.web.workstation import Views
 
-BEIJING = ZoneInfo("Asia/Shanghai")
 # Web logins: closed after 30 minutes without a request, and after 12 hours in any case.
 SESSION_IDLE = timedelta(minutes=30)
 SESSION_LIFETIME = timedelta(hours=12)
@@ -107,6 +106,9 @@ class Controller:
 
     def __init__(self, settings: Settings, secrets: Secrets, config_file: Path | None = None) -> None:
         self.settings = settings
+        # The hotline's days (reports, callbacks, the archive, daily jobs) in its own time zone,
+        # set before anything below counts one (issue 12 item 6).
+        use_timezone(settings.timezone)
         # Where agents and queues an admin edits on the web are written (None: defaults only,
         # and the admin page says so).
         self.roster = Roster(config_file) if config_file is not None else None
@@ -216,7 +218,7 @@ class Controller:
         self._watch_task: asyncio.Task[None] | None = None
         self._background: set[asyncio.Future[None]] = set()
         # Timed jobs (APScheduler): housekeeping now; wrap-up timers, callbacks, archival later.
-        self.scheduler = AsyncIOScheduler(timezone="Asia/Shanghai")
+        self.scheduler = AsyncIOScheduler(timezone=local_zone())
         # The web API's people and the recording archive (issues 5 and 6).
         self.sessions = sessions
         # Password hashes get threads of their own at the lowest CPU priority, so no login flood
@@ -474,7 +476,7 @@ class Controller:
         await self._refresh_archive_health()
 
     async def _daily_archive_job(self) -> None:
-        today = datetime.now(BEIJING).date()
+        today = datetime.now(local_zone()).date()
         try:
             if self.archive.backup is not None:
                 await asyncio.to_thread(backup_archive, self.sessions, self.archive)

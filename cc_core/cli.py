@@ -26,9 +26,9 @@ from dataclasses import asdict
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from cc_core import logs
+from cc_core.calendars.days import local_zone, use_timezone
 from cc_core.errors import HotlineError
 from cc_core.logs import mask_personal_data
 from cc_core.secrets import Secrets, load_or_create
@@ -231,7 +231,7 @@ def cmd_db(settings: Settings, args: argparse.Namespace) -> int:
 
 def _load_ivr(settings: Settings, folder: Path | None) -> tuple[Any, Any, list[str]]:
     """Flows and calendars of the folder, with every problem as a printable line."""
-    from cc_core.ivr.calendar import CalendarError, load_calendars
+    from cc_core.calendars import CalendarError, load_calendars
     from cc_core.ivr.loader import load_flows
 
     folder = folder or settings.flows_path
@@ -261,7 +261,7 @@ def _validate_files(settings: Settings, names: list[str], folder: Path | None) -
     """``hotline ivr validate FILE…``: check exactly the files given, each as if published into
     the flows folder (its prompts, calendars and other flows); a folder is checked whole and a
     file under ``calendars/`` as a calendar. Exit 1 if any has a problem."""
-    from cc_core.ivr.calendar import CalendarError, load_calendar
+    from cc_core.calendars import CalendarError, load_calendar
     from cc_core.ivr.loader import check_file
 
     folder = folder or settings.flows_path
@@ -351,9 +351,8 @@ def cmd_ivr(settings: Settings, args: argparse.Namespace) -> int:
 
 def _parse_at(text: str | None) -> Any:
     from datetime import datetime
-    from zoneinfo import ZoneInfo
 
-    beijing = ZoneInfo("Asia/Shanghai")
+    beijing = local_zone()
     if not text:
         return datetime.now(beijing)
     for fmt in ("%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M", "%Y-%m-%d"):
@@ -399,12 +398,9 @@ def cmd_voicemail(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-BEIJING = ZoneInfo("Asia/Shanghai")
-
-
 def _day(text: str | None) -> date:
     if not text:
-        return datetime.now(BEIJING).date()
+        return datetime.now(local_zone()).date()
     try:
         return date.fromisoformat(text)
     except ValueError as exc:
@@ -443,7 +439,7 @@ def cmd_report(settings: Settings, args: argparse.Namespace) -> int:
                 print(f"{day} 没有回电 (no callbacks)")
             for c in callbacks:
                 print(
-                    f"{c.id:5d}  {c.created_at.astimezone(BEIJING):%H:%M}  {mask_personal_data(c.number):<14} "
+                    f"{c.id:5d}  {c.created_at.astimezone(local_zone()):%H:%M}  {mask_personal_data(c.number):<14} "
                     f"{c.reason:<10} {c.status:<12} {c.attempts} 次  {c.agent_id or '-'}"
                 )
             return 0
@@ -482,7 +478,7 @@ def cmd_recordings(settings: Settings, args: argparse.Namespace) -> int:
                 print("verify: never run")
             else:
                 state = "ok" if last.ok else f"{len(last.findings)} problem(s)"
-                print(f"last verify {last.finished_at.astimezone(BEIJING):%Y-%m-%d %H:%M}: {state}")
+                print(f"last verify {last.finished_at.astimezone(local_zone()):%Y-%m-%d %H:%M}: {state}")
             for failed in arc.failed_recordings(sessions):
                 print(f"failed: recording {failed.id} ({failed.uniqueid}): {failed.error}")
             return 0
@@ -763,6 +759,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         settings = load_settings(args.config)
+        use_timezone(settings.timezone)  # every day and time the CLI reads or prints is the hotline's
         logs.configure(settings.log.level, settings.log.format)
         # Alembic announces its plugins at INFO on every run; the CLI says what it did itself.
         logging.getLogger("alembic").setLevel(logging.WARNING)

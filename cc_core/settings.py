@@ -15,6 +15,7 @@ import unicodedata
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
@@ -337,6 +338,10 @@ class Settings(_Model):
 
     home: Path
     state_dir: Path = Path("var")
+    # The hotline's time zone (an IANA name): its calendar days for reports, callbacks' daily
+    # limits, the archive's folders, the scheduler's daily jobs, the CLI's times, and the default
+    # zone of a business calendar file (issue 12 item 6; cc_core/calendars/days.py).
+    timezone: str = "Asia/Shanghai"
     switch: SwitchSettings = SwitchSettings()
     controller: ControllerSettings = ControllerSettings()
     database: DatabaseSettings = DatabaseSettings()
@@ -352,6 +357,23 @@ class Settings(_Model):
     caller_tags: dict[str, list[Annotated[str, Field(pattern=r"^[0-9+]{3,20}$")]]] = {}
     acd: AcdSettings = AcdSettings()
     archive: ArchiveSettings = ArchiveSettings()
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        # Checked here, not in cc_core.calendars (settings is neutral: the switch imports it).
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"未知时区 {value!r} (unknown time zone {value!r}; give an IANA name such as Asia/Shanghai)"
+            ) from None
+        return value
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """The ``timezone`` setting as a zone."""
+        return ZoneInfo(self.timezone)
 
     # Field validators (not one model validator) so that an error names its key: agents, numbers.
     @field_validator("queues")

@@ -87,7 +87,8 @@ if str(REPO) not in sys.path:
 from cc_core.acd.service import AcdPrompts  # noqa: E402
 from cc_core.app import prompt_cache  # noqa: E402
 from cc_core.bus import EventBus  # noqa: E402
-from cc_core.calls.store import CallStore, CallView  # noqa: E402
+from cc_core.calls.store import CallStore  # noqa: E402
+from cc_core.calls.views import CallView  # noqa: E402
 from cc_core.cli import control_request  # noqa: E402
 from cc_core.db.session import make_engine, make_sessionmaker  # noqa: E402
 from cc_core.errors import HotlineError  # noqa: E402

@@ -23,7 +23,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from cc_core.acd.model import AgentState
-from cc_core.calls.store import _aware, _text
+from cc_core.calendars.days import require_aware
+from cc_core.calls import fields
 from cc_core.db.models import AgentStateChange, CurrentAgentState, UTCDateTime, table_of
 from cc_core.db.writer import Prepared, in_batch, transaction
 
@@ -106,12 +107,12 @@ def _optional(value: str | None, limit: int) -> str | None:
     """Clipped text, or None for no text (None, or nothing left after removing NUL)."""
     if value is None:
         return None
-    return _text(value, limit) or None
+    return fields.clip(value, limit) or None
 
 
 def _window(since: datetime, until: datetime) -> None:
-    _aware(since)
-    _aware(until)
+    require_aware(since)
+    require_aware(until)
     if until < since:
         raise ValueError(f"the window ends ({until.isoformat()}) before it starts ({since.isoformat()})")
 
@@ -201,9 +202,9 @@ class AgentStore:
         agent_id = _agent_id(agent_id)
         from_state = _state(from_state, "from_state")
         to_state = _state(to_state, "to_state")
-        _aware(at)
+        require_aware(at)
         if wrapup_until is not None:
-            _aware(wrapup_until)
+            require_aware(wrapup_until)
         change = {
             "agent_id": agent_id,
             "at": at,

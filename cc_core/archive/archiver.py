@@ -52,7 +52,7 @@ from cc_core.archive.manifest import seal_due
 from cc_core.archive.progress import Progress
 from cc_core.archive.runs import RunClock, archive_lock, changed, record_run
 from cc_core.archive.transcode import TranscodeError, check_ffmpeg, decoded_seconds, to_opus, wav_seconds
-from cc_core.calls.store import beijing_day
+from cc_core.calendars.days import local_day
 from cc_core.db.models import Recording
 
 log = logging.getLogger(__name__)
@@ -197,7 +197,7 @@ class _Archiver:
     # ---- the steps --------------------------------------------------------------------------
 
     def claim(self, row: _Row) -> None:
-        day = beijing_day(row.started_at)
+        day = local_day(row.started_at)
         path = archive_path(day, archive_name(row.file, row.id))
         with self.sessions() as session:
             taken = session.scalar(select(Recording.id).where(Recording.archive_path == path, Recording.id != row.id))

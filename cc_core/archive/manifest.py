@@ -36,7 +36,7 @@ from cc_core.archive.config import ArchiveConfig, ArchiveError, one_line, requir
 from cc_core.archive.durable import CopyMismatch, ensure_content, ensure_folder, write_file
 from cc_core.archive.layout import manifest_path
 from cc_core.archive.runs import RunClock, archive_lock, changed, record_run
-from cc_core.calls.store import beijing_day, beijing_day_bounds
+from cc_core.calendars.days import local_day, local_day_bounds
 from cc_core.db.models import Recording, RecordingManifest
 
 log = logging.getLogger(__name__)
@@ -184,11 +184,11 @@ def _due_days(session: Session, now: datetime, grace: timedelta) -> list[date]:
             return []
     else:
         first = last + timedelta(days=1)
-    today = beijing_day(now)
+    today = local_day(now)
     days: list[date] = []
     day = first
     while day < today:
-        start, end = beijing_day_bounds(day)
+        start, end = local_day_bounds(day)
         unsettled = session.scalar(
             select(func.count())
             .select_from(Recording)

@@ -25,7 +25,7 @@ from cc_core.archive.config import ArchiveConfig, RecordingNotFound, RecordingPu
 from cc_core.archive.durable import remove_file
 from cc_core.archive.progress import Progress
 from cc_core.archive.runs import RunClock, archive_lock, changed, record_run
-from cc_core.calls.store import _aware, beijing_day
+from cc_core.calendars.days import local_day, require_aware
 from cc_core.db.models import Recording, RecordingHoldEvent, RecordingPurge
 
 log = logging.getLogger(__name__)
@@ -123,14 +123,14 @@ def _change_hold(
     who = _text(by, "by", _WHO_LEN)
     why = _text(reason, "reason", _WHY_LEN)
     moment = at or datetime.now(UTC)
-    _aware(moment)
+    require_aware(moment)
     with sessions() as session, session.begin():
         row = session.get(Recording, recording_id, with_for_update=True)
         if row is None:
             raise RecordingNotFound(f"no recording has the id {recording_id}")
         if setting and row.purged_at is not None:
             raise RecordingPurged(
-                f"recording {recording_id} was purged on {beijing_day(row.purged_at)} (Beijing); nothing to hold"
+                f"recording {recording_id} was purged on {local_day(row.purged_at)} (Beijing); nothing to hold"
             )
         if (row.hold_at is not None) == setting:
             return _hold_view(row)  # already so: a repeat changes nothing
@@ -251,9 +251,9 @@ def purge_expired(
     """
     clock = RunClock(now)
     moment = clock.start
-    _aware(moment)
+    require_aware(moment)
     who = _text(by, "by", _WHO_LEN)
-    cutoff = retention_cutoff(beijing_day(moment), config.retention_days)
+    cutoff = retention_cutoff(local_day(moment), config.retention_days)
     require_folder(config.store, "archive", "store_dir")
     with archive_lock(config.store):
         result = PurgeResult(started_at=moment, cutoff=cutoff, dry_run=dry_run)

@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 
 from cc_core.archive.config import ArchiveError, one_line
-from cc_core.calls.recordings import _wav_seconds
+from cc_core.calls import recordings
 
 # Decoded for the duration check at the switch's own rate: 8 kHz, 16-bit mono.
 CHECK_RATE = 8000
@@ -133,5 +133,5 @@ def decoded_seconds(path: Path, ffmpeg: str = "ffmpeg") -> float:
 def wav_seconds(path: Path, ffmpeg: str = "ffmpeg") -> float:
     """Seconds of audio in the switch's WAV: from its header (corrected for the file's real size,
     as for a header Asterisk never finished), else by decoding it."""
-    seconds = _wav_seconds(path, path.stat().st_size)
+    seconds = recordings.wav_seconds(path, path.stat().st_size)
     return decoded_seconds(path, ffmpeg) if seconds is None else seconds

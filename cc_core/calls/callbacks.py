@@ -25,7 +25,9 @@ from sqlalchemy import case, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from cc_core.calls.store import _agent, _aware, _key, _text, beijing_day, is_anonymous
+from cc_core.calendars.days import local_day, require_aware
+from cc_core.calls import fields
+from cc_core.calls.fields import is_anonymous
 from cc_core.db.models import Call, Callback, CallbackAttempt, CallbackCall
 from cc_core.logs import mask_personal_data
 from cc_core.switch.numbers import dialable
@@ -113,7 +115,7 @@ def _utcnow() -> datetime:
 
 
 def _number(value: str) -> str:
-    number = _text(value.strip(), _NUMBER_LEN)
+    number = fields.clip(value.strip(), _NUMBER_LEN)
     if is_anonymous(number):
         raise ValueError("an anonymous caller cannot be called back: there is no number")
     # Only a number the switch may dial is put on the list (issue 11 item 6): it becomes the
@@ -122,7 +124,7 @@ def _number(value: str) -> str:
 
 
 def _optional_key(value: str | None, name: str) -> str | None:
-    return None if value is None else _key(value, name)
+    return None if value is None else fields.key(value, name)
 
 
 class CallbackStore:
@@ -165,10 +167,10 @@ class CallbackStore:
         number (nothing to call back), an unknown reason, a bad ``uniqueid`` or a naive ``at``.
         """
         number = _number(number)
-        uniqueid = _key(uniqueid, "uniqueid")
+        uniqueid = fields.key(uniqueid, "uniqueid")
         if reason not in CALLBACK_REASONS:
             raise ValueError(f"reason must be one of {', '.join(CALLBACK_REASONS)}; got {reason!r}")
-        day = beijing_day(at)
+        day = local_day(at)
         try:
             return self._request(number, uniqueid, reason, at, day)
         except IntegrityError:
@@ -202,7 +204,7 @@ class CallbackStore:
 
     def due(self, now: datetime, limit: int = 10) -> list[CallbackView]:
         """Open callbacks whose next attempt is due at ``now``, the longest-waiting first."""
-        _aware(now)
+        require_aware(now)
         if limit < 1:
             raise ValueError("limit must be at least 1")
         with self._sessions() as session:
@@ -219,7 +221,7 @@ class CallbackStore:
 
         One conditional UPDATE: of two workers claiming the same callback exactly one wins.
         """
-        _aware(at)
+        require_aware(at)
         with self._sessions() as session, session.begin():
             won = session.scalar(
                 update(Callback)
@@ -239,9 +241,9 @@ class CallbackStore:
         closed one stays closed. Raises ValueError for an unknown callback, a bad ``agent_id`` or
         uniqueid, or a naive ``at``.
         """
-        agent = None if agent_id is None else _agent(agent_id)
+        agent = None if agent_id is None else fields.agent_key(agent_id)
         leg = _optional_key(agent_uniqueid, "agent_uniqueid")
-        _aware(at)
+        require_aware(at)
         with self._sessions() as session, session.begin():
             found = session.scalar(
                 update(Callback)
@@ -275,7 +277,7 @@ class CallbackStore:
         if result not in ATTEMPT_RESULTS:
             raise ValueError(f"result must be one of {', '.join(ATTEMPT_RESULTS)}; got {result!r}")
         citizen = _optional_key(citizen_uniqueid, "citizen_uniqueid")
-        _aware(at)
+        require_aware(at)
         # The view is built from the row as changed here, not read back: make it UTC like a read.
         at = at.astimezone(UTC)
         with self._sessions() as session, session.begin():
@@ -328,7 +330,7 @@ class CallbackStore:
         Returns True if this call cancelled it; False if it is unknown or already closed (a
         closed callback keeps its outcome). ``why`` is clipped to 64 characters.
         """
-        _aware(at)
+        require_aware(at)
         with self._sessions() as session, session.begin():
             done = session.scalar(
                 update(Callback)
@@ -337,7 +339,7 @@ class CallbackStore:
                     status="cancelled",
                     closed_at=at,
                     next_attempt_at=None,
-                    close_reason=_text(why, _WHY_LEN) or None,
+                    close_reason=fields.clip(why, _WHY_LEN) or None,
                     updated_at=at,
                 )
                 .returning(Callback.id)
@@ -353,8 +355,8 @@ class CallbackStore:
         has it) and ``close_reason`` "called in again". Only an open or in-progress callback of
         the same Beijing day is closed; returns whether one was. An anonymous number has none.
         """
-        _aware(at)
-        number = _text(number.strip(), _NUMBER_LEN)
+        require_aware(at)
+        number = fields.clip(number.strip(), _NUMBER_LEN)
         if is_anonymous(number):
             return False
         with self._sessions() as session, session.begin():
@@ -362,7 +364,7 @@ class CallbackStore:
                 update(Callback)
                 .where(
                     Callback.number == number,
-                    Callback.day == beijing_day(at),
+                    Callback.day == local_day(at),
                     Callback.status.in_(ACTIVE_STATUSES),
                 )
                 .values(
@@ -436,7 +438,7 @@ class CallbackStore:
         at once if they were) and their attempt count: the crash was not the citizen's fault.
         Their unfinished attempts are left as they are, so a late result can still be recorded.
         """
-        _aware(before)
+        require_aware(before)
         with self._sessions() as session, session.begin():
             released = session.scalars(
                 update(Callback)

@@ -29,7 +29,8 @@ from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from cc_core.calls.store import _CALL_ID, _agent, _aware, _key, _text
+from cc_core.calendars.days import require_aware
+from cc_core.calls import fields
 from cc_core.db.models import Recording, table_of
 from cc_core.db.writer import in_batch, transaction
 
@@ -130,7 +131,7 @@ class _Inspection:
     duration_s: float | None
 
 
-def _wav_seconds(path: Path, size: int) -> float | None:
+def wav_seconds(path: Path, size: int) -> float | None:
     """Seconds of audio in the WAV file of ``size`` bytes, from its header; None if it cannot tell.
 
     Read by hand rather than with :mod:`wave`, which refuses two files MixMonitor really makes:
@@ -170,14 +171,14 @@ def _wav_seconds(path: Path, size: int) -> float | None:
 def _inspect(path: Path) -> _Inspection:
     """What the file on the host holds: missing, empty (no audio) or done, with size and duration.
 
-    Only a file known to hold no audio is "empty": one that :func:`_wav_seconds` cannot read (a
+    Only a file known to hold no audio is "empty": one that :func:`wav_seconds` cannot read (a
     torn header, another format) is kept as "done" without a duration.
     """
     try:
         size = path.stat().st_size
         if size <= WAV_HEADER_BYTES:
             return _Inspection("empty", size, 0.0)
-        seconds = _wav_seconds(path, size)
+        seconds = wav_seconds(path, size)
     except FileNotFoundError:
         return _Inspection("missing", None, None)
     if seconds is None:
@@ -212,12 +213,12 @@ class RecordingStore:
         leg, an empty file, an empty or over-long ``uniqueid`` or ``agent_id``, or a naive ``at``;
         OutsideMonitorFolder (a ValueError) for a file outside the monitor folder.
         """
-        uniqueid = _key(uniqueid, "uniqueid")
-        agent = None if agent_id is None else _agent(agent_id)
+        uniqueid = fields.key(uniqueid, "uniqueid")
+        agent = None if agent_id is None else fields.agent_key(agent_id)
         if leg not in RECORDING_LEGS:
             raise ValueError(f"leg must be one of {', '.join(RECORDING_LEGS)}; got {leg!r}")
-        _aware(at)
-        file = _text(file_inside, _FILE_LEN)
+        require_aware(at)
+        file = fields.clip(file_inside, _FILE_LEN)
         if not file:
             raise ValueError("file_inside must name the recording, got an empty string")
         if self._monitor is not None:
@@ -228,7 +229,7 @@ class RecordingStore:
                 if existing is not None:
                     return existing
                 row = {
-                    "call_id": session.scalar(_CALL_ID, {"uniqueid": uniqueid}),
+                    "call_id": session.scalar(fields.CALL_ID_BY_UNIQUEID, {"uniqueid": uniqueid}),
                     "uniqueid": uniqueid,
                     "agent_id": agent,
                     "leg": leg,
@@ -261,8 +262,8 @@ class RecordingStore:
         outside the monitor folder (written before the check, or into the database by hand) is
         closed as "missing" without looking at that file, let alone deleting it.
         """
-        _aware(at)
-        file = _text(file_inside, _FILE_LEN)
+        require_aware(at)
+        file = fields.clip(file_inside, _FILE_LEN)
         with self._sessions() as session:
             row = self._find(session, file)
             if row is None:

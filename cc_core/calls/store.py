@@ -8,44 +8,46 @@ Issue 4 adds the ACD's part of the record: the queue a call waited in, the agent
 the wrap-up summary (T4), the agent a survey score is about (T7), the "returning caller" look-up
 (T9) and the day's acceptance rate (T10, :meth:`CallStore.day_stats`).
 
-Issue 12 links each call to its caller's contact as it is recorded (cc_core/contacts, decision
-0016): the returning-caller look-up goes through the contact's interactions of every channel.
+Issue 12 splits the module (item 6): this file is the write path; the read views are in
+:mod:`cc_core.calls.views`, the report queries in :mod:`cc_core.calls.reports`, the field
+rules every writer of call rows shares in :mod:`cc_core.calls.fields`. Issue 12 also links
+each call to its caller's contact as it is recorded (cc_core/contacts, decision 0016): the
+returning-caller look-up goes through the contact's interactions of every channel.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import datetime
 from functools import cache
 from typing import Any
-from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, bindparam, case, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, bindparam, case, func, insert, or_, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, selectinload, sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
-from cc_core.contacts.identity import phone
+from cc_core.calendars.days import require_aware
+from cc_core.calls.fields import (
+    CALL_ID_BY_UNIQUEID,
+    CAUSE_TEXT_LEN,
+    CHANNEL_LEN,
+    DIGITS_LEN,
+    EXIT_DETAIL_LEN,
+    FLOW_LEN,
+    KIND_LEN,
+    NUMBER_LEN,
+    QUEUE_LEN,
+    SUMMARY_LEN,
+    agent_key,
+    clean,
+    clip,
+    key,
+)
+from cc_core.calls.reports import CallReports
+from cc_core.calls.views import CallReads, served_in
 from cc_core.contacts.store import ContactStore, call_answered, link_call
-from cc_core.db.models import Call, Callback, CallEvent, UTCDateTime, table_of
+from cc_core.db.models import Call, CallEvent, UTCDateTime, table_of
 from cc_core.db.writer import Prepared, in_batch, insert_later, transaction
-
-# Column widths (see cc_core.db.models): PostgreSQL refuses longer text, so values from the
-# switch are clipped rather than letting one odd caller ID fail the call's record.
-_NUMBER_LEN = 32
-_CHANNEL_LEN = 128
-_DIGITS_LEN = 64
-_CAUSE_TEXT_LEN = 64
-_ID_LEN = 64
-_FLOW_LEN = 64
-_EXIT_DETAIL_LEN = 64
-_QUEUE_LEN = 32
-_AGENT_ID_LEN = 16
-_KIND_LEN = 32
-SUMMARY_LEN = 4000
-
-# The contract counts calls and callbacks per calendar day in Beijing, whatever the server's zone.
-BEIJING = ZoneInfo("Asia/Shanghai")
 
 # How a call can leave the IVR (calls.ivr_exit).
 IVR_EXITS = ("queue", "transfer", "hangup", "fallback", "abandoned")
@@ -56,170 +58,6 @@ class NotServedError(Exception):
     """The agent did not serve this call, so may not write its summary (issue 11 item 4)."""
 
 
-@dataclass(frozen=True)
-class CallView:
-    """A read-only snapshot of a call and its timeline (oldest event first)."""
-
-    id: int
-    uniqueid: str
-    linkedid: str
-    caller_number: str
-    dialed_number: str
-    channel: str
-    arrived_at: datetime
-    answered_at: datetime | None
-    ended_at: datetime | None
-    digits: str
-    hangup_cause: int | None
-    hangup_cause_text: str | None
-    status: str
-    fallback: bool
-    events: list[tuple[datetime, str, dict[str, Any]]] = field(default_factory=list)
-    flow: str | None = None
-    flow_version: str | None = None
-    survey_score: int | None = None
-    ivr_exit: str | None = None
-    ivr_exit_detail: str | None = None
-    queue: str | None = None
-    skill: str | None = None
-    priority: int | None = None
-    queued_at: datetime | None = None
-    connected_at: datetime | None = None
-    agent_id: str | None = None
-    wrapup_ended_at: datetime | None = None
-    summary: str | None = None
-    survey_agent_id: str | None = None
-
-    @classmethod
-    def from_row(cls, call: Call, *, events: bool = True) -> CallView:
-        """The view of a row; ``events=False`` leaves the timeline out (and never loads it)."""
-        return cls(
-            id=call.id,
-            uniqueid=call.uniqueid,
-            linkedid=call.linkedid,
-            caller_number=call.caller_number,
-            dialed_number=call.dialed_number,
-            channel=call.channel,
-            arrived_at=call.arrived_at,
-            answered_at=call.answered_at,
-            ended_at=call.ended_at,
-            digits=call.digits,
-            hangup_cause=call.hangup_cause,
-            hangup_cause_text=call.hangup_cause_text,
-            status=call.status,
-            fallback=call.fallback,
-            events=[(e.at, e.kind, dict(e.detail)) for e in call.events] if events else [],
-            flow=call.flow,
-            flow_version=call.flow_version,
-            survey_score=call.survey_score,
-            ivr_exit=call.ivr_exit,
-            ivr_exit_detail=call.ivr_exit_detail,
-            queue=call.queue,
-            skill=call.skill,
-            priority=call.priority,
-            queued_at=call.queued_at,
-            connected_at=call.connected_at,
-            agent_id=call.agent_id,
-            wrapup_ended_at=call.wrapup_ended_at,
-            summary=call.summary,
-            survey_agent_id=call.survey_agent_id,
-        )
-
-
-@dataclass(frozen=True)
-class DayStats:
-    """The acceptance rate of one Beijing calendar day (T10); see :meth:`CallStore.day_stats`."""
-
-    day: date
-    offered: int
-    answered: int
-    abandoned: int
-    called_back: int
-    answered_rate: float
-    callback_rate: float
-    total_rate: float
-    waiting: int = 0
-    in_progress: int = 0
-
-
-@dataclass(frozen=True)
-class DayFigures:
-    """Averages of one Beijing day (all calls, or one agent's); None where nothing was measured."""
-
-    day: date
-    answered: int
-    avg_wait_s: float | None
-    avg_talk_s: float | None
-    survey_avg: float | None
-    survey_count: int
-    satisfied_rate: float | None
-
-
-def _mean(values: list[float] | list[int], digits: int = 1) -> float | None:
-    return round(sum(values) / len(values), digits) if values else None
-
-
-def _text(value: str, limit: int) -> str:
-    # PostgreSQL text cannot hold NUL; a garbled caller ID must not lose the call record.
-    return value.replace("\x00", "")[:limit]
-
-
-def _clean(value: Any) -> Any:
-    """``value`` with NUL removed from every string in it (PostgreSQL's JSONB cannot hold one)."""
-    if isinstance(value, str):
-        return value.replace("\x00", "")
-    if isinstance(value, Mapping):
-        return {_clean(k): _clean(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_clean(v) for v in value]
-    return value
-
-
-def _aware(at: datetime) -> None:
-    # Checked here so the caller gets a plain ValueError, not one wrapped by SQLAlchemy.
-    if at.tzinfo is None or at.utcoffset() is None:
-        raise ValueError(f"naive datetime {at.isoformat()}; pass an aware one (datetime.now(UTC))")
-
-
-def _key(value: str, name: str) -> str:
-    if not value or len(value) > _ID_LEN:
-        raise ValueError(f"{name} must be 1 to {_ID_LEN} characters, got {value!r}")
-    return value
-
-
-def _agent(value: str, name: str = "agent_id") -> str:
-    # A key: refused when too long, never clipped (two agents must not become one).
-    if not value or len(value) > _AGENT_ID_LEN or "\x00" in value:
-        raise ValueError(f"{name} must be 1 to {_AGENT_ID_LEN} characters without NUL, got {value!r}")
-    return value
-
-
-def is_anonymous(number: str) -> bool:
-    """True for a caller ID nobody can call back or recognise: empty, "anonymous", "<unknown>" …
-
-    Any caller ID without a digit counts: Asterisk and carriers spell "withheld" many ways.
-    """
-    return not any(ch.isdigit() for ch in number)
-
-
-def beijing_day(at: datetime) -> date:
-    """The calendar day in Beijing (Asia/Shanghai) of an aware moment: 23:30 UTC is the next day there."""
-    _aware(at)
-    return at.astimezone(BEIJING).date()
-
-
-def beijing_day_bounds(day: date) -> tuple[datetime, datetime]:
-    """The UTC moments a Beijing calendar day starts (inclusive) and ends (exclusive)."""
-    start = datetime.combine(day, time(0), tzinfo=BEIJING)
-    end = datetime.combine(day + timedelta(days=1), time(0), tzinfo=BEIJING)
-    return start.astimezone(UTC), end.astimezone(UTC)
-
-
-def _rate(part: int, whole: int) -> float:
-    # An empty day is no breach of the contract: nothing was offered, nothing was missed.
-    return 1.0 if whole == 0 else min(1.0, part / whole)
-
-
 # Built once: SQLAlchemy computes a statement's cache key on every execution of a new statement
 # object, which costs more than the INSERT itself; the values come as parameters.
 # Table-level (Core) statements: an ORM-enabled one goes through the ORM's bulk persistence on
@@ -228,8 +66,7 @@ _CALLS = table_of(Call)
 _C = _CALLS.c
 _INSERT_EVENT = Prepared(insert(table_of(CallEvent)))
 _INSERT_CALL = insert(_CALLS).returning(_C.id)
-_CALL_ID = select(_C.id).where(_C.uniqueid == bindparam("uniqueid"))
-_FIND_CALL = Prepared(_CALL_ID)
+_FIND_CALL = Prepared(CALL_ID_BY_UNIQUEID)
 _BY_UID = _C.uniqueid == bindparam("p_uid")
 _AT = bindparam("p_at", type_=UTCDateTime())
 
@@ -250,7 +87,7 @@ def _set_once(guard: str, columns: tuple[str, ...]) -> Prepared:
 _ADD_DIGITS = Prepared(
     update(_CALLS)
     .where(_BY_UID)
-    .values(digits=func.substr(_C.digits + bindparam("p_digits"), 1, _DIGITS_LEN))
+    .values(digits=func.substr(_C.digits + bindparam("p_digits"), 1, DIGITS_LEN))
     .returning(_C.id)
 )
 # queued_at and connected_at keep the first moment: waiting time and the day's figures count from it.
@@ -291,8 +128,12 @@ _EDIT_SUMMARY = Prepared(
 _ID_CACHE_SIZE = 20_000
 
 
-class CallStore:
-    """Reads and writes calls through a sessionmaker (see :func:`cc_core.db.session.make_sessionmaker`)."""
+class CallStore(CallReads, CallReports):
+    """Reads and writes calls through a sessionmaker (see :func:`cc_core.db.session.make_sessionmaker`).
+
+    The write path is here; the read views (:class:`~cc_core.calls.views.CallReads`) and the
+    report queries (:class:`~cc_core.calls.reports.CallReports`) are inherited from their own
+    modules, so one object per database still answers all three."""
 
     def __init__(self, sessions: sessionmaker[Session], *, contacts: ContactStore | None = None) -> None:
         self._sessions = sessions
@@ -380,9 +221,9 @@ class CallStore:
         process) returns the existing id and changes nothing. ``caller_name`` (caller ID name)
         goes into the "arrived" event's detail.
         """
-        uniqueid = _key(uniqueid, "uniqueid")
-        linkedid = _key(linkedid, "linkedid")
-        _aware(at)
+        uniqueid = key(uniqueid, "uniqueid")
+        linkedid = key(linkedid, "linkedid")
+        require_aware(at)
         for attempt in range(2):
             found = self._arrive(uniqueid, linkedid, caller_number, dialed_number, channel, at, caller_name, attempt)
             if found is not None:
@@ -410,9 +251,9 @@ class CallStore:
                 row = {
                     "uniqueid": uniqueid,
                     "linkedid": linkedid,
-                    "caller_number": _text(caller_number, _NUMBER_LEN),
-                    "dialed_number": _text(dialed_number, _NUMBER_LEN),
-                    "channel": _text(channel, _CHANNEL_LEN),
+                    "caller_number": clip(caller_number, NUMBER_LEN),
+                    "dialed_number": clip(dialed_number, NUMBER_LEN),
+                    "channel": clip(channel, CHANNEL_LEN),
                     "arrived_at": at,
                 }
                 call_id: int = session.execute(_INSERT_CALL, row).scalar_one()
@@ -444,8 +285,8 @@ class CallStore:
 
     def add_digits(self, uniqueid: str, digits: str, at: datetime) -> bool:
         """Append DTMF digits the caller entered. Returns False if the call is unknown."""
-        _aware(at)
-        digits = _text(digits, _DIGITS_LEN)
+        require_aware(at)
+        digits = clip(digits, DIGITS_LEN)
         with transaction(self._sessions) as session:
             # Appended in SQL so two writers cannot lose each other's digits.
             call_id = _ADD_DIGITS.scalar(session, {"p_uid": uniqueid, "p_digits": digits})
@@ -459,7 +300,7 @@ class CallStore:
 
         Idempotent: the flag and its event are written once.
         """
-        _aware(at)
+        require_aware(at)
         return self._write_once(uniqueid, "fallback", {"fallback": True}, at, "fallback", {})
 
     def call_ended(self, uniqueid: str, cause: int | None, cause_text: str | None, at: datetime) -> bool:
@@ -469,8 +310,8 @@ class CallStore:
         Idempotent: AMI may report a hangup more than once; only the first is recorded, later
         ones change nothing and still return True.
         """
-        _aware(at)
-        text = None if cause_text is None else _text(cause_text, _CAUSE_TEXT_LEN)
+        require_aware(at)
+        text = None if cause_text is None else clip(cause_text, CAUSE_TEXT_LEN)
         return self._write_once(
             uniqueid,
             "ended_at",
@@ -487,9 +328,9 @@ class CallStore:
         controller running the flow again, or a later jump to another flow, which the IVR path
         shows) changes nothing and still returns True.
         """
-        _aware(at)
-        flow = _text(flow, _FLOW_LEN)
-        version = _text(version, _FLOW_LEN)
+        require_aware(at)
+        flow = clip(flow, FLOW_LEN)
+        version = clip(version, FLOW_LEN)
         return self._write_once(
             uniqueid,
             "flow",
@@ -514,9 +355,9 @@ class CallStore:
         "node_kind" are taken by the step itself. Returns False if the call is unknown.
         Not idempotent: a caller may legitimately pass the same node twice (menu retries).
         """
-        _aware(at)
-        step: dict[str, Any] = _clean(dict(detail or {}))
-        step.update(flow=_text(flow, _FLOW_LEN), node=_text(node, _FLOW_LEN), node_kind=_text(kind, _FLOW_LEN))
+        require_aware(at)
+        step: dict[str, Any] = clean(dict(detail or {}))
+        step.update(flow=clip(flow, FLOW_LEN), node=clip(node, FLOW_LEN), node_kind=clip(kind, FLOW_LEN))
         return self._append(uniqueid, at, "ivr", step)
 
     def set_survey(self, uniqueid: str, score: int, at: datetime, agent_id: str | None = None) -> bool:
@@ -529,10 +370,10 @@ class CallStore:
         """
         if isinstance(score, bool) or not isinstance(score, int) or score not in SURVEY_SCORES:
             raise ValueError(f"survey score must be an integer from 1 to 5, got {score!r}")
-        _aware(at)
+        require_aware(at)
         detail: dict[str, Any] = {"score": score}
         if agent_id is not None:
-            detail["agent"] = _agent(agent_id)
+            detail["agent"] = agent_key(agent_id)
         return self._write_once(
             uniqueid,
             "survey_score",
@@ -551,8 +392,8 @@ class CallStore:
         """
         if exit not in IVR_EXITS:
             raise ValueError(f"IVR exit must be one of {', '.join(IVR_EXITS)}; got {exit!r}")
-        _aware(at)
-        detail = _text(detail, _EXIT_DETAIL_LEN)
+        require_aware(at)
+        detail = clip(detail, EXIT_DETAIL_LEN)
         return self._write_once(
             uniqueid,
             "ivr_exit",
@@ -582,11 +423,11 @@ class CallStore:
         from its strings). Not idempotent: the same step may happen twice. Returns False if the
         call is unknown; raises ValueError for an empty ``kind`` or a naive ``at``.
         """
-        _aware(at)
-        kind = _text(kind, _KIND_LEN)
+        require_aware(at)
+        kind = clip(kind, KIND_LEN)
         if not kind:
             raise ValueError("an event needs a kind, got an empty string")
-        cleaned: dict[str, Any] = _clean(dict(detail))
+        cleaned: dict[str, Any] = clean(dict(detail))
         return self._append(uniqueid, at, kind, cleaned)
 
     def queue_entered(self, uniqueid: str, queue: str, skill: str | None, priority: int, at: datetime) -> bool:
@@ -599,13 +440,13 @@ class CallStore:
         Returns False if the call is unknown; raises ValueError for an empty queue name, a
         priority that is not an integer or a naive ``at``.
         """
-        _aware(at)
+        require_aware(at)
         if isinstance(priority, bool) or not isinstance(priority, int):
             raise ValueError(f"priority must be an integer, got {priority!r}")
-        queue = _text(queue, _QUEUE_LEN)
+        queue = clip(queue, QUEUE_LEN)
         if not queue:
             raise ValueError("queue must be named, got an empty string")
-        skill = None if skill is None else (_text(skill, _QUEUE_LEN) or None)
+        skill = None if skill is None else (clip(skill, QUEUE_LEN) or None)
         return self._update(
             _QUEUE_ENTERED,
             {"p_uid": uniqueid, "p_queue": queue, "p_skill": skill, "p_priority": priority, "p_at": at},
@@ -623,8 +464,8 @@ class CallStore:
         "connected" unless the call has ended. Returns False if the call is unknown; raises
         ValueError for an empty or over-long ``agent_id`` or a naive ``at``.
         """
-        agent = _agent(agent_id)
-        _aware(at)
+        agent = agent_key(agent_id)
+        require_aware(at)
         with transaction(self._sessions) as session:
             call_id = _AGENT_ANSWERED.scalar(session, {"p_uid": uniqueid, "p_agent": agent, "p_at": at})
             if call_id is None:
@@ -634,29 +475,8 @@ class CallStore:
             call_answered(session, uniqueid, agent, at)
             return True
 
-    def served_by(self, uniqueid: str, agent_id: str) -> bool | None:
-        """Whether ``agent_id`` served the call (None: no such call); see :meth:`_served`."""
-        with self._sessions() as session:
-            return self._served(session, uniqueid, agent_id)
-
-    def _served(self, session: Session, uniqueid: str, agent_id: str) -> bool | None:
-        """Whether ``agent_id`` served the call: it is the call's agent (the one who had the
-        caller last), or answered one of its legs before a transfer ("agent_answered" or
-        "adopted" on its timeline). None if the call is unknown."""
-        row = session.execute(select(_C.id, _C.agent_id).where(_C.uniqueid == uniqueid)).first()
-        if row is None:
-            return None
-        if row.agent_id == agent_id:
-            return True
-        details = session.scalars(
-            select(CallEvent.detail).where(
-                CallEvent.call_id == row.id, CallEvent.kind.in_(("agent_answered", "adopted"))
-            )
-        )
-        return any(isinstance(d, Mapping) and d.get("agent") == agent_id for d in details)
-
     def _check_served(self, session: Session, uniqueid: str, agent_id: str, served: bool) -> None:
-        if not served and self._served(session, uniqueid, agent_id) is False:
+        if not served and served_in(session, uniqueid, agent_id) is False:
             raise NotServedError(f"agent {agent_id} did not serve call {uniqueid}")
 
     def set_wrapup(
@@ -671,9 +491,9 @@ class CallStore:
         empty or over-long ``agent_id`` or a naive ``ended_at``, and NotServedError, writing
         nothing, for a summary by an agent who did not serve the call (see :meth:`set_summary`).
         """
-        agent = _agent(agent_id)
-        _aware(ended_at)
-        text = None if summary is None else _text(summary, SUMMARY_LEN)
+        agent = agent_key(agent_id)
+        require_aware(ended_at)
+        text = None if summary is None else clip(summary, SUMMARY_LEN)
         values: dict[str, Any] = {"wrapup_ended_at": ended_at}
         if text is not None:
             values["summary"] = text
@@ -702,9 +522,9 @@ class CallStore:
         False if the call is unknown; raises ValueError for an empty or over-long ``agent_id`` or
         a naive ``at``.
         """
-        agent = _agent(agent_id)
-        _aware(at)
-        text = _text(summary, SUMMARY_LEN)
+        agent = agent_key(agent_id)
+        require_aware(at)
+        text = clip(summary, SUMMARY_LEN)
         with transaction(self._sessions) as session:
             self._check_served(session, uniqueid, agent, served)
             if self._edit_summary(session, uniqueid, agent, text, at):
@@ -718,162 +538,3 @@ class CallStore:
             return False
         self._add_event(session, call_id, at, "summary", {"agent": agent})
         return True
-
-    def last_agent(self, caller_number: str, since: datetime) -> str | None:
-        """The agent who served this number last, on a call answered at or after ``since``; else None.
-
-        For "returning caller" routing (T9, 熟客优先): the agent of the most recent such call
-        (the one who had the caller last on it). An anonymous number (see :func:`is_anonymous`)
-        has no history: strangers must not share one agent. Raises ValueError for a naive ``since``.
-        """
-        _aware(since)
-        number = _text(caller_number, _NUMBER_LEN)
-        if is_anonymous(number):
-            return None
-        # Through the caller's contact (issue 12 item 4): its interactions of every channel, so
-        # a citizen who wrote on chat is a returning caller too, and +86… and 1… are one number.
-        return self.contacts.last_agent_for(phone(number), since)
-
-    def day_stats(self, day: date) -> DayStats:
-        """The acceptance rate of one Beijing calendar day (T10: 95% answered + 5% called back = 100%).
-
-        - ``offered``: calls that arrived that day (Asia/Shanghai) and entered a queue; calls that
-          ended in the IVR (self-service, voicemail, hung up in the menus) were never offered.
-        - ``answered``: of those, the ones an agent answered, those still going on included
-          (``in_progress``: answered and not ended: an agent talks to the caller now, or the
-          caller rates the service); ``waiting``: the ones still going on without an answer (in
-          the queue now); ``abandoned`` = offered - answered - waiting (hung up while waiting,
-          or never answered). So every offered call is in exactly one of answered, waiting and
-          abandoned, live during the day too (issue 11: the wallboard showed a connected call
-          as none of them).
-        - ``called_back``: callbacks of that day (one per number and day) that are "done": an
-          agent reached the citizen, or the citizen called in again and was served.
-        - ``answered_rate`` = answered / offered, ``callback_rate`` = called_back / offered,
-          ``total_rate`` = their sum; each between 0.0 and 1.0 (clipped), and 1.0 when nothing was
-          offered, so an empty day is no breach.
-
-        Raises ValueError for a datetime (pass the day itself).
-        """
-        if isinstance(day, datetime) or not isinstance(day, date):
-            raise ValueError(f"day must be a date, got {day!r}")
-        start, end = beijing_day_bounds(day)
-        with self._sessions() as session:
-            offered, answered, waiting, in_progress = session.execute(
-                select(
-                    func.count(Call.id),
-                    func.count(Call.connected_at),
-                    func.count(case((Call.connected_at.is_(None) & Call.ended_at.is_(None), Call.id))),
-                    func.count(case((Call.connected_at.is_not(None) & Call.ended_at.is_(None), Call.id))),
-                ).where(Call.arrived_at >= start, Call.arrived_at < end, Call.queued_at.is_not(None))
-            ).one()
-            called_back = (
-                session.scalar(select(func.count(Callback.id)).where(Callback.day == day, Callback.status == "done"))
-                or 0
-            )
-        answered_rate = _rate(answered, offered)
-        callback_rate = _rate(called_back, offered)
-        return DayStats(
-            day=day,
-            offered=offered,
-            answered=answered,
-            abandoned=offered - answered - waiting,
-            called_back=called_back,
-            answered_rate=answered_rate,
-            callback_rate=callback_rate,
-            total_rate=min(1.0, answered_rate + callback_rate),
-            waiting=waiting,
-            in_progress=in_progress,
-        )
-
-    def history(self, caller_number: str, *, exclude: str | None = None, limit: int = 10) -> list[CallView]:
-        """Earlier calls from this number, newest first, without their timelines (the agent's
-        pop-up, T1). An anonymous number has no history: strangers are not one caller."""
-        number = _text(caller_number, _NUMBER_LEN)
-        if is_anonymous(number) or limit < 1:
-            return []
-        stmt = select(Call).where(Call.caller_number == number)
-        if exclude:
-            stmt = stmt.where(Call.uniqueid != exclude)
-        with self._sessions() as session:
-            rows = session.scalars(stmt.order_by(Call.arrived_at.desc(), Call.id.desc()).limit(limit))
-            return [CallView.from_row(row, events=False) for row in rows]
-
-    def day_figures(self, day: date, agent_id: str | None = None) -> DayFigures:
-        """Averages of one Beijing day for the wallboard, or for one agent's own figures (T1, T7):
-        calls answered, average wait (queue entry → answer), average talk (answer → hang-up,
-        the survey included), the survey average and the satisfied share (scores 1–2 of 1 非常满意
-        … 5 非常不满意). Computed in Python over the day's answered rows (at most a few thousand):
-        the same code on SQLite and PostgreSQL, which differ in date arithmetic."""
-        start, end = beijing_day_bounds(day)
-        stmt = select(
-            Call.queued_at, Call.connected_at, Call.ended_at, Call.survey_score, Call.agent_id, Call.survey_agent_id
-        ).where(
-            Call.arrived_at >= start,
-            Call.arrived_at < end,
-            or_(Call.connected_at.is_not(None), Call.survey_score.is_not(None)),
-        )
-        if agent_id is not None:
-            stmt = stmt.where(or_(Call.agent_id == agent_id, Call.survey_agent_id == agent_id))
-        waits: list[float] = []
-        talks: list[float] = []
-        scores: list[int] = []
-        answered = 0
-        with self._sessions() as session:
-            for queued, connected, ended, score, agent, survey_agent in session.execute(stmt):
-                if connected is not None and (agent_id is None or agent == agent_id):
-                    answered += 1
-                    if queued is not None:
-                        waits.append(max(0.0, (connected - queued).total_seconds()))
-                    if ended is not None:
-                        talks.append(max(0.0, (ended - connected).total_seconds()))
-                if score is not None and (agent_id is None or (survey_agent or agent) == agent_id):
-                    scores.append(int(score))
-        return DayFigures(
-            day=day,
-            answered=answered,
-            avg_wait_s=_mean(waits),
-            avg_talk_s=_mean(talks),
-            survey_avg=_mean(scores, 2),
-            survey_count=len(scores),
-            satisfied_rate=round(sum(1 for v in scores if v <= 2) / len(scores), 4) if scores else None,
-        )
-
-    def ivr_path(self, uniqueid: str) -> list[tuple[datetime, str, str, str]]:
-        """The call's IVR steps in order as (at, flow, node, node_kind); empty for an unknown call."""
-        with self._sessions() as session:
-            rows = session.execute(
-                select(CallEvent.at, CallEvent.detail)
-                .join(Call, Call.id == CallEvent.call_id)
-                .where(Call.uniqueid == uniqueid, CallEvent.kind == "ivr")
-                .order_by(CallEvent.at, CallEvent.id)
-            )
-            return [
-                (at, str(detail.get("flow", "")), str(detail.get("node", "")), str(detail.get("node_kind", "")))
-                for at, detail in rows
-            ]
-
-    def get(self, uniqueid: str) -> CallView | None:
-        """The call with its timeline, or None."""
-        with self._sessions() as session:
-            call = session.scalar(select(Call).where(Call.uniqueid == uniqueid).options(selectinload(Call.events)))
-            return None if call is None else CallView.from_row(call)
-
-    def recent(self, limit: int = 50) -> list[CallView]:
-        """The newest calls first, with their timelines."""
-        if limit < 1:
-            raise ValueError("limit must be at least 1")
-        with self._sessions() as session:
-            calls = session.scalars(
-                select(Call)
-                .order_by(Call.arrived_at.desc(), Call.id.desc())
-                .limit(limit)
-                .options(selectinload(Call.events))
-            )
-            return [CallView.from_row(call) for call in calls]
-
-    def open_calls(self) -> list[str]:
-        """Uniqueids of calls not yet ended, oldest first (to reconcile with the switch after a restart)."""
-        with self._sessions() as session:
-            return list(
-                session.scalars(select(Call.uniqueid).where(Call.ended_at.is_(None)).order_by(Call.arrived_at, Call.id))
-            )

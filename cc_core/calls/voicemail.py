@@ -16,7 +16,8 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from cc_core.calls.store import _aware, _key, _text
+from cc_core.calendars.days import require_aware
+from cc_core.calls import fields
 from cc_core.db.models import Call, Voicemail
 
 # Column widths (see cc_core.db.models); text from the switch is clipped to fit.
@@ -85,9 +86,9 @@ class VoicemailStore:
         changes nothing. Raises ValueError for a naive ``at``, an empty or over-long ``uniqueid``,
         an empty ``file`` or a negative or non-finite ``duration_s``.
         """
-        uniqueid = _key(uniqueid, "uniqueid")
-        _aware(at)
-        file = _text(file, _FILE_LEN)
+        uniqueid = fields.key(uniqueid, "uniqueid")
+        require_aware(at)
+        file = fields.clip(file, _FILE_LEN)
         if not file:
             raise ValueError("file must name the recording, got an empty string")
         duration_s = float(duration_s)
@@ -101,9 +102,9 @@ class VoicemailStore:
                 row = Voicemail(
                     call_id=session.scalar(select(Call.id).where(Call.uniqueid == uniqueid)),
                     uniqueid=uniqueid,
-                    caller_number=_text(caller_number, _NUMBER_LEN),
-                    flow=_text(flow, _NAME_LEN),
-                    node=_text(node, _NAME_LEN),
+                    caller_number=fields.clip(caller_number, _NUMBER_LEN),
+                    flow=fields.clip(flow, _NAME_LEN),
+                    node=fields.clip(node, _NAME_LEN),
                     file=file,
                     duration_s=duration_s,
                     created_at=at,
@@ -136,8 +137,8 @@ class VoicemailStore:
         The first listen is kept: a repeat (another agent, a second click) changes nothing and
         still returns True.
         """
-        _aware(at)
-        by = _text(by, _NAME_LEN)
+        require_aware(at)
+        by = fields.clip(by, _NAME_LEN)
         with self._sessions() as session, session.begin():
             found = session.scalar(
                 update(Voicemail)

@@ -1,11 +1,9 @@
 """The IVR flow loader: an admin's YAML file, read safely, into a :class:`~cc_core.ivr.flow.Flow` (T6).
 
-A flow file is untrusted input that a reload reads while calls run, so the loader refuses what
-could hurt the controller before YAML builds anything: files over 256 KB, text that is not
-UTF-8, anchors and aliases (an alias bomb expands a few lines into gigabytes), tags (custom
-tags build objects), deep nesting. It reads YAML events itself rather than ``yaml.safe_load``
-so every value keeps its line and duplicate keys are seen (PyYAML silently keeps the last one;
-in a menu that would hide a duplicate digit).
+A flow file is untrusted input that a reload reads while calls run: the loader refuses files over
+256 KB and text that is not UTF-8, then reads the YAML with the product's one safe reader,
+:mod:`cc_core.safeyaml` (no anchors, aliases, tags, second documents or deep nesting; every value
+keeps its line and duplicate keys are seen).
 
 Then it checks the file's shape — known keys only, the right type for each value, exactly one
 kind per node — and builds the model. What the model means (targets, reachability, loops, menu
@@ -19,14 +17,13 @@ import hashlib
 import re
 import tempfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 from yaml.constructor import SafeConstructor
-from yaml.resolver import Resolver
 
+from cc_core import safeyaml
 from cc_core.errors import HotlineError
 from cc_core.ivr.flow import (
     KINDS,
@@ -47,40 +44,14 @@ from cc_core.ivr.flow import (
 )
 from cc_core.ivr.http_policy import HttpPolicy
 from cc_core.ivr.validator import Problem, join_path, suggest, validate
+from cc_core.safeyaml import FLOAT, INT, MAP, NULL, SEQ, STR, Value, describe
 
 __all__ = ["MAX_FILE_BYTES", "FlowError", "Problem", "check_file", "load_flow", "load_flows", "parse_flow"]
 
 MAX_FILE_BYTES = 256 * 1024
-# A valid flow nests 6 levels (nodes → node → menu → choices …); 20 leaves room and stops abuse.
-MAX_NESTING = 20
-
-# libyaml is ~20x faster than the pure-Python parser on a large file; both give the same events.
-_YAML_LOADER: type[Any] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-_RESOLVER = Resolver()
-
-# Characters YAML does not allow in a stream, checked up front so the line is exact (libyaml
-# reports a byte offset, not a line). NEL, LS and PS are refused too: YAML counts them as line
-# breaks where an admin's editor does not, so every line number after them would be off.
-_NOT_PRINTABLE = re.compile("[^\t\n\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
-
 # A prompt written as a bare ASCII word is a name from ``prompts:``; anything else (Chinese
 # text, text with spaces) is said as it is.
 _PROMPT_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
-
-_STR = "tag:yaml.org,2002:str"
-_INT = "tag:yaml.org,2002:int"
-_FLOAT = "tag:yaml.org,2002:float"
-_NULL = "tag:yaml.org,2002:null"
-_MAP = "tag:yaml.org,2002:map"
-_SEQ = "tag:yaml.org,2002:seq"
-_WHAT = {
-    _STR: "text",
-    _INT: "a number",
-    _FLOAT: "a number",
-    _NULL: "nothing",
-    "tag:yaml.org,2002:bool": "true/false",
-    "tag:yaml.org,2002:timestamp": "a date",
-}
 
 _TOP_KEYS = ("flow", "title", "start", "prompts", "nodes")
 _NODE_KEYS = (*KINDS, "next")
@@ -95,15 +66,6 @@ class FlowError(HotlineError):
     def __init__(self, problems: Sequence[Problem]) -> None:
         self.problems = list(problems)
         super().__init__("\n".join(str(problem) for problem in self.problems))
-
-
-class _Refused(Exception):
-    """The YAML itself is refused: nothing after this point can be trusted."""
-
-    def __init__(self, line: int, message: str) -> None:
-        super().__init__(message)
-        self.line = line
-        self.message = message
 
 
 def load_flow(path: Path) -> Flow:
@@ -210,24 +172,16 @@ def _parse(data: bytes, source: Path, problems: list[Problem]) -> Flow | None:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        line = _line_breaks(data[: exc.start]).count(b"\n") + 1
+        line = safeyaml.line_breaks(data[: exc.start]).count(b"\n") + 1
         byte = data[exc.start]
         problems.append(
             Problem(source, line, "", f"not UTF-8: byte 0x{byte:02x} at offset {exc.start}; save the file as UTF-8")
         )
         return None
-    text = text.replace("\r\n", "\n").replace("\r", "\n")  # Windows and old Mac line ends count once
-    bad = _NOT_PRINTABLE.search(text)
-    if bad is not None:
-        line = text.count("\n", 0, bad.start()) + 1
-        problems.append(Problem(source, line, "", f"character U+{ord(bad.group()):04X} is not allowed in YAML"))
-        return None
     try:
-        root = _compose(text)
-    except _Refused as exc:
-        # libyaml puts "unexpected end" on the line after a last line without a newline.
-        line = min(exc.line, text.count("\n") + 1)
-        problems.append(Problem(source, line, "", exc.message))
+        root = safeyaml.parse(text)
+    except safeyaml.Refused as exc:
+        problems.append(Problem(source, exc.line, "", exc.message))
         return None
     if root is None:
         problems.append(Problem(source, 1, "", "the file is empty"))
@@ -238,104 +192,11 @@ def _parse(data: bytes, source: Path, problems: list[Problem]) -> Flow | None:
     return flow
 
 
-def _line_breaks(data: bytes) -> bytes:
-    """``data`` with every line end as one ``\\n``, as YAML counts lines."""
-    return data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+def _is_null(node: Value) -> bool:
+    return node.tag == NULL
 
 
-@dataclass(slots=True)
-class _Value:
-    """One YAML value and its line: a scalar (``tag`` as YAML resolves it, ``text`` as written),
-    a mapping (``pairs``, duplicates kept so they can be reported) or a list (``items``)."""
-
-    line: int
-    tag: str
-    text: str = ""
-    pairs: list[tuple[_Value, _Value]] = field(default_factory=list)
-    items: list[_Value] = field(default_factory=list)
-    key: _Value | None = None  # while a mapping is read: the key waiting for its value
-
-
-def _resolve(value: str, implicit: tuple[bool, bool]) -> str:
-    """The tag YAML gives an untagged scalar (int for ``1``, str for ``"1"``, bool for ``on`` …)."""
-    tag: str = _RESOLVER.resolve(yaml.ScalarNode, value, implicit)  # type: ignore[no-untyped-call]
-    return tag
-
-
-def _compose(text: str) -> _Value | None:
-    """Build the value tree from parser events, refusing aliases, anchors, tags, a second
-    document and deep nesting. Iterative, so no input can exhaust the recursion limit."""
-    root: _Value | None = None
-    stack: list[_Value] = []
-    documents = 0
-
-    def attach(value: _Value) -> None:
-        nonlocal root
-        if not stack:
-            root = value
-            return
-        top = stack[-1]
-        if top.tag == _SEQ:
-            top.items.append(value)
-        elif top.key is None:
-            top.key = value
-        else:
-            top.pairs.append((top.key, value))
-            top.key = None
-
-    try:
-        for event in yaml.parse(text, Loader=_YAML_LOADER):
-            line = event.start_mark.line + 1 if event.start_mark is not None else 1
-            if isinstance(event, yaml.DocumentStartEvent):
-                documents += 1
-                if documents > 1:
-                    raise _Refused(line, "only one YAML document per file ('---' starts a second one)")
-            elif isinstance(event, yaml.AliasEvent):
-                raise _Refused(line, f"alias '*{event.anchor}': aliases are not allowed (quote '*' for the star key)")
-            elif isinstance(event, yaml.ScalarEvent | yaml.CollectionStartEvent):
-                if event.anchor is not None:
-                    raise _Refused(line, f"anchor '&{event.anchor}': anchors and aliases are not allowed")
-                if event.tag is not None:
-                    tag = event.tag.replace("tag:yaml.org,2002:", "!!", 1)  # as the admin wrote it
-                    raise _Refused(line, f"tag '{tag}' is not allowed: custom tags are refused")
-                if isinstance(event, yaml.ScalarEvent):
-                    attach(_Value(line, _resolve(event.value, event.implicit), text=event.value))
-                    continue
-                if len(stack) >= MAX_NESTING:
-                    raise _Refused(line, f"nested more than {MAX_NESTING} levels deep")
-                collection = _Value(line, _MAP if isinstance(event, yaml.MappingStartEvent) else _SEQ)
-                attach(collection)
-                stack.append(collection)
-            elif isinstance(event, yaml.CollectionEndEvent):
-                stack.pop()
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        detail = "; ".join(part for part in (exc.context, exc.problem) if part)
-        if "alias" in detail:
-            detail += ' (a bare * starts an alias: write the star key as "*")'
-        raise _Refused(mark.line + 1 if mark else 1, f"YAML syntax: {detail or 'cannot be parsed'}") from None
-    except yaml.YAMLError as exc:
-        raise _Refused(1, f"YAML: {str(exc).splitlines()[0] if str(exc) else 'cannot be parsed'}") from None
-    return root
-
-
-def _describe(node: _Value) -> str:
-    """What a YAML value is, for 'expected X, got Y' messages."""
-    if node.tag == _MAP:
-        return "a mapping"
-    if node.tag == _SEQ:
-        return "a list"
-    what = _WHAT.get(node.tag, "a YAML value")
-    if node.tag == _NULL:
-        return what
-    return f"{what} '{node.text[:40]}…'" if len(node.text) > 40 else f"{what} '{node.text}'"
-
-
-def _is_null(node: _Value) -> bool:
-    return node.tag == _NULL
-
-
-_Entries = dict[str, tuple[_Value, _Value]]
+_Entries = dict[str, tuple[Value, Value]]
 
 
 class _Builder:
@@ -348,10 +209,10 @@ class _Builder:
         self.prompts: dict[str, Prompt] = {}
         self.constructor = SafeConstructor()
 
-    def add(self, node: _Value, path: str, message: str) -> None:
+    def add(self, node: Value, path: str, message: str) -> None:
         self.problems.append(Problem(self.source, node.line, path, message))
 
-    def add_at(self, path: str, node: _Value, message: str) -> None:
+    def add_at(self, path: str, node: Value, message: str) -> None:
         """A problem about ``path`` as a whole: on the line of its key when known."""
         line = self.lines.get(path, node.line)
         self.problems.append(Problem(self.source, line, path, message))
@@ -360,7 +221,7 @@ class _Builder:
 
     def entries(
         self,
-        node: _Value,
+        node: Value,
         path: str,
         *,
         allowed: Sequence[str] | None,
@@ -368,13 +229,13 @@ class _Builder:
         expected: str = "a mapping",
     ) -> _Entries | None:
         """The keys of a mapping (as written, so ``1:`` is ``"1"``); unknown and duplicate keys are reported."""
-        if node.tag != _MAP:
-            self.add_at(path, node, f"expected {expected}, got {_describe(node)}")
+        if node.tag != MAP:
+            self.add_at(path, node, f"expected {expected}, got {describe(node)}")
             return None
         out: _Entries = {}
         for key_node, value in node.pairs:
-            if key_node.tag in (_MAP, _SEQ):
-                self.add(key_node, path, f"a key must be plain text, not {_describe(key_node)}")
+            if key_node.tag in (MAP, SEQ):
+                self.add(key_node, path, f"a key must be plain text, not {describe(key_node)}")
                 continue
             key = key_node.text
             key_path = join_path(path, key)
@@ -389,48 +250,48 @@ class _Builder:
             self.lines[key_path] = key_node.line
         return out
 
-    def text(self, node: _Value, path: str, *, expected: str = "text") -> str | None:
-        if node.tag == _STR:
+    def text(self, node: Value, path: str, *, expected: str = "text") -> str | None:
+        if node.tag == STR:
             return node.text
-        self.add(node, path, f"expected {expected}, got {_describe(node)}")
+        self.add(node, path, f"expected {expected}, got {describe(node)}")
         return None
 
-    def target(self, node: _Value, path: str) -> str | None:
+    def target(self, node: Value, path: str) -> str | None:
         return self.text(node, path, expected="a node name")
 
-    def key_text(self, node: _Value, path: str) -> str | None:
+    def key_text(self, node: Value, path: str) -> str | None:
         """Text where YAML may have read a number: ``1`` and ``01063000000`` keep their written form."""
-        if node.tag in (_STR, _INT, _FLOAT):
+        if node.tag in (STR, INT, FLOAT):
             return node.text
-        self.add(node, path, f"expected text, got {_describe(node)}")
+        self.add(node, path, f"expected text, got {describe(node)}")
         return None
 
-    def integer(self, node: _Value, path: str) -> int | None:
-        if node.tag == _INT:
+    def integer(self, node: Value, path: str) -> int | None:
+        if node.tag == INT:
             try:
-                return int(self.constructor.construct_yaml_int(yaml.ScalarNode(_INT, node.text)))
+                return int(self.constructor.construct_yaml_int(yaml.ScalarNode(INT, node.text)))
             except ValueError:  # e.g. more digits than Python converts
                 pass
-        self.add(node, path, f"expected a whole number, got {_describe(node)}")
+        self.add(node, path, f"expected a whole number, got {describe(node)}")
         return None
 
-    def seconds(self, node: _Value, path: str) -> float | None:
-        if node.tag in (_INT, _FLOAT):
+    def seconds(self, node: Value, path: str) -> float | None:
+        if node.tag in (INT, FLOAT):
             try:
-                if node.tag == _INT:
-                    return float(self.constructor.construct_yaml_int(yaml.ScalarNode(_INT, node.text)))
-                return float(self.constructor.construct_yaml_float(yaml.ScalarNode(_FLOAT, node.text)))
+                if node.tag == INT:
+                    return float(self.constructor.construct_yaml_int(yaml.ScalarNode(INT, node.text)))
+                return float(self.constructor.construct_yaml_float(yaml.ScalarNode(FLOAT, node.text)))
             except (ValueError, OverflowError):
                 pass
-        self.add(node, path, f"expected a number of seconds, got {_describe(node)}")
+        self.add(node, path, f"expected a number of seconds, got {describe(node)}")
         return None
 
-    def prompt(self, node: _Value, path: str) -> Prompt | None:
+    def prompt(self, node: Value, path: str) -> Prompt | None:
         """A node's prompt: a name from ``prompts:`` (resolved, keeping the name), text or a file.
 
         A bare ASCII word that ``prompts:`` lacks stays an unresolved ``Prompt(name=…)``: the
         validator reports it as a missing prompt (with a did-you-mean)."""
-        if node.tag == _STR:
+        if node.tag == STR:
             value = node.text
             if value in self.prompts:
                 return self.prompts[value]
@@ -439,12 +300,12 @@ class _Builder:
             return Prompt(text=value)
         return self.prompt_content(node, path, None)
 
-    def prompt_content(self, node: _Value, path: str, name: str | None) -> Prompt | None:
+    def prompt_content(self, node: Value, path: str, name: str | None) -> Prompt | None:
         """Text, ``{file: …}`` or ``{text: …}``; ``name`` is set for the entries of ``prompts:``."""
-        if node.tag == _STR:
+        if node.tag == STR:
             return Prompt(text=node.text, name=name)
-        if node.tag != _MAP:
-            self.add(node, path, f"expected a prompt, got {_describe(node)}; {_PROMPT_HELP}")
+        if node.tag != MAP:
+            self.add(node, path, f"expected a prompt, got {describe(node)}; {_PROMPT_HELP}")
             return None
         entries = self.entries(node, path, allowed=("file", "text"))
         if entries is None:
@@ -458,7 +319,7 @@ class _Builder:
             return None
         return Prompt(file=content, name=name) if key == "file" else Prompt(text=content, name=name)
 
-    def choices(self, node: _Value, path: str) -> dict[str, str] | None:
+    def choices(self, node: Value, path: str) -> dict[str, str] | None:
         entries = self.entries(
             node, path, allowed=None, duplicate="digit '{key}' is used twice in this menu (first on line {first})"
         )
@@ -471,7 +332,7 @@ class _Builder:
                 out[key] = target
         return out
 
-    def send(self, node: _Value, path: str) -> dict[str, str] | None:
+    def send(self, node: Value, path: str) -> dict[str, str] | None:
         entries = self.entries(node, path, allowed=None)
         if entries is None:
             return None
@@ -482,7 +343,7 @@ class _Builder:
                 out[key] = stored
         return out
 
-    def fields(self, node: _Value, path: str, spec: _Spec, expected: str) -> dict[str, Any]:
+    def fields(self, node: Value, path: str, spec: _Spec, expected: str) -> dict[str, Any]:
         """The keyword arguments of a node class from a mapping, by ``spec``: key → (convert, required)."""
         entries = self.entries(node, path, allowed=tuple(spec), expected=expected)
         if entries is None:
@@ -510,7 +371,7 @@ class _Builder:
 
     # --- the flow ---
 
-    def flow(self, root: _Value, version: str) -> Flow | None:
+    def flow(self, root: Value, version: str) -> Flow | None:
         entries = self.entries(root, "", allowed=_TOP_KEYS, expected="a mapping with flow, start and nodes")
         if entries is None:
             return None
@@ -541,7 +402,7 @@ class _Builder:
             return None
         return self.text(entries[key][1], key, expected=expected)
 
-    def read_prompts(self, node: _Value) -> None:
+    def read_prompts(self, node: Value) -> None:
         duplicate = "prompt '{key}' is defined twice (first on line {first})"
         entries = self.entries(node, "prompts", allowed=None, duplicate=duplicate)
         for name, (_, value) in (entries or {}).items():
@@ -549,7 +410,7 @@ class _Builder:
             if prompt is not None:
                 self.prompts[name] = prompt
 
-    def read_nodes(self, node: _Value) -> dict[str, Node]:
+    def read_nodes(self, node: Value) -> dict[str, Node]:
         duplicate = "node '{key}' is defined twice (first on line {first})"
         entries = self.entries(node, "nodes", allowed=None, duplicate=duplicate)
         nodes: dict[str, Node] = {}
@@ -563,7 +424,7 @@ class _Builder:
                 nodes[name] = built
         return nodes
 
-    def read_node(self, name: str, line: int, node: _Value, path: str) -> Node | None:
+    def read_node(self, name: str, line: int, node: Value, path: str) -> Node | None:
         expected = f"a node (a mapping with one of {', '.join(KINDS)})"
         entries = self.entries(node, path, allowed=_NODE_KEYS, expected=expected)
         if entries is None:
@@ -602,8 +463,8 @@ class _Builder:
         fields = self.fields(value, value_path, _SPECS[kind], f"a mapping of {kind} settings")
         return _KIND_CLASS[kind](**common, **fields)
 
-    def read_goto(self, common: dict[str, Any], value: _Value, path: str) -> Node | None:
-        if value.tag == _MAP:
+    def read_goto(self, common: dict[str, Any], value: Value, path: str) -> Node | None:
+        if value.tag == MAP:
             entries = self.entries(value, path, allowed=("flow",))
             if entries is None:
                 return None
@@ -617,7 +478,7 @@ class _Builder:
 
 
 # Each kind's settings: key (the node class's field) → (converter, required).
-_Spec = dict[str, tuple[Callable[[_Builder, _Value, str], Any], bool]]
+_Spec = dict[str, tuple[Callable[[_Builder, Value, str], Any], bool]]
 _TEXT = _Builder.text
 _TARGET = _Builder.target
 _KEY = _Builder.key_text

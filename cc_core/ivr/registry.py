@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 from types import MappingProxyType
-from zoneinfo import ZoneInfo
 
-from cc_core.ivr.calendar import Calendar, CalendarError, load_calendars
+from cc_core.calendars import Calendar, CalendarError, load_calendars
+from cc_core.calendars.days import local_zone
 from cc_core.ivr.flow import Flow
 from cc_core.ivr.http_policy import HttpPolicy
 from cc_core.ivr.loader import FlowError, Problem, load_flows
@@ -85,7 +85,7 @@ class FlowRegistry:
         self.folder = folder
         # The hosts http nodes may call ([ivr] http_allow): a flow naming another is not loaded.
         self.http_policy = http
-        self.today = today or (lambda: datetime.now(ZoneInfo("Asia/Shanghai")).date())
+        self.today = today or (lambda: datetime.now(local_zone()).date())
         self.prompts = prompts
         self._flows: Mapping[str, Flow] = MappingProxyType({})
         self.calendars: Mapping[str, Calendar] = MappingProxyType({})

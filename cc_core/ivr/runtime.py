@@ -50,7 +50,7 @@ RECORD_BEEP = Prompt(text="请在提示音后开始留言，留言完毕请按�
 
 
 class CalendarLike(Protocol):
-    """What the runtime needs of a calendar (:class:`cc_core.ivr.calendar.Calendar`)."""
+    """What the runtime needs of a calendar (:class:`cc_core.calendars.Calendar`)."""
 
     def state_at(self, when: datetime) -> str: ...
 

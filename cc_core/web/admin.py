@@ -24,9 +24,9 @@ from aiohttp import BodyPartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from cc_core.acd.roster import AGENT_FIELDS, QUEUE_FIELDS, RosterError, RosterInvalid
+from cc_core.calendars import MAX_FILE_BYTES as MAX_CALENDAR_BYTES
+from cc_core.calendars import CalendarError, load_calendar
 from cc_core.errors import HotlineError
-from cc_core.ivr.calendar import MAX_FILE_BYTES as MAX_CALENDAR_BYTES
-from cc_core.ivr.calendar import CalendarError, load_calendar
 from cc_core.ivr.graph import GraphError, render_graph
 from cc_core.ivr.loader import MAX_FILE_BYTES, load_flows
 from cc_core.ivr.registry import FlowRegistry, calendar_warnings

@@ -30,8 +30,10 @@ from cc_core.acd.callcontrol import CallControl
 from cc_core.acd.model import Agent, AgentState
 from cc_core.acd.service import Acd, AgentError
 from cc_core.acd.store import AgentStore
+from cc_core.calendars.days import local_day as beijing_day
+from cc_core.calendars.days import local_day_bounds as beijing_day_bounds
 from cc_core.calls.callbacks import CallbackStore
-from cc_core.calls.store import CallStore, beijing_day, beijing_day_bounds
+from cc_core.calls.store import CallStore
 from cc_core.ivr.flow import Flow
 from cc_core.ivr.labels import path_labels
 from cc_core.logs import mask_personal_data

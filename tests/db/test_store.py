@@ -11,17 +11,12 @@ import pytest
 from sqlalchemy import event, func, select, text
 from sqlalchemy.orm import Session
 
+from cc_core.calendars.days import local_day, local_day_bounds
 from cc_core.calls.callbacks import CallbackStore
-from cc_core.calls.store import (
-    IVR_EXITS,
-    CallStore,
-    CallView,
-    DayStats,
-    NotServedError,
-    beijing_day,
-    beijing_day_bounds,
-    is_anonymous,
-)
+from cc_core.calls.fields import is_anonymous
+from cc_core.calls.reports import DayStats
+from cc_core.calls.store import IVR_EXITS, CallStore, NotServedError
+from cc_core.calls.views import CallView
 from cc_core.db.models import Call, CallEvent
 from cc_core.db.session import make_engine, make_sessionmaker, upgrade
 
@@ -847,15 +842,15 @@ def test_last_agent(store: CallStore) -> None:
 
 
 def test_beijing_day_helpers() -> None:
-    assert beijing_day(datetime(2024, 5, 1, 15, 59, 59, tzinfo=UTC)) == date(2024, 5, 1)
-    assert beijing_day(datetime(2024, 5, 1, 16, 0, tzinfo=UTC)) == date(2024, 5, 2)
-    assert beijing_day(datetime(2024, 5, 1, 23, 30, tzinfo=UTC)) == date(2024, 5, 2)
-    assert beijing_day_bounds(date(2024, 5, 2)) == (
+    assert local_day(datetime(2024, 5, 1, 15, 59, 59, tzinfo=UTC)) == date(2024, 5, 1)
+    assert local_day(datetime(2024, 5, 1, 16, 0, tzinfo=UTC)) == date(2024, 5, 2)
+    assert local_day(datetime(2024, 5, 1, 23, 30, tzinfo=UTC)) == date(2024, 5, 2)
+    assert local_day_bounds(date(2024, 5, 2)) == (
         datetime(2024, 5, 1, 16, 0, tzinfo=UTC),
         datetime(2024, 5, 2, 16, 0, tzinfo=UTC),
     )
     with pytest.raises(ValueError, match="naive"):
-        beijing_day(datetime(2024, 5, 1, 23, 30))
+        local_day(datetime(2024, 5, 1, 23, 30))
     assert is_anonymous("") and is_anonymous("anonymous") and is_anonymous("<unknown>")
     assert not is_anonymous("13800138000") and not is_anonymous("+8613800138000")
 

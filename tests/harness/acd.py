@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 from cc_core.calls.callbacks import CallbackStore
 from cc_core.calls.recordings import RecordingStore
-from cc_core.calls.store import CallView
+from cc_core.calls.views import CallView
 from cc_core.cli import agent_path, control_request
 from cc_core.db.session import make_engine, make_sessionmaker
 from cc_core.errors import HotlineError

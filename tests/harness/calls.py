@@ -10,7 +10,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from cc_core.calls.store import CallStore, CallView
+from cc_core.calls.store import CallStore
+from cc_core.calls.views import CallView
 from cc_core.db.session import make_engine, make_sessionmaker
 from cc_core.ivr.flow import KINDS
 from tests.harness.ami import AmiPeer, Event

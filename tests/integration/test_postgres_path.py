@@ -19,8 +19,9 @@ from datetime import UTC, datetime
 
 import pytest
 
+from cc_core.calendars.days import local_zone
 from cc_core.calls.callbacks import CallbackStore
-from cc_core.calls.store import BEIJING, CallStore
+from cc_core.calls.store import CallStore
 from cc_core.db.session import make_engine, make_sessionmaker
 from cc_core.ivr.flow import KINDS
 from cc_core.settings import load_settings
@@ -67,7 +68,7 @@ def _cancel_open(url: str) -> None:
     engine = make_engine(url)
     try:
         callbacks = CallbackStore(make_sessionmaker(engine))
-        today = datetime.now(UTC).astimezone(BEIJING).date()
+        today = datetime.now(UTC).astimezone(local_zone()).date()
         for callback in callbacks.list_day(today):
             if callback.status in ("open", "in_progress"):
                 callbacks.cancel(callback.id, datetime.now(UTC), "test over")

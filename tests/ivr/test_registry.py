@@ -6,7 +6,7 @@ import shutil
 from datetime import date
 from pathlib import Path
 
-from cc_core.ivr.calendar import load_calendars
+from cc_core.calendars import load_calendars
 from cc_core.ivr.registry import FlowRegistry, calendar_warnings
 
 SHIPPED = Path(__file__).resolve().parents[2] / "ivr_flows"

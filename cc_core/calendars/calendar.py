@@ -11,7 +11,7 @@ One calendar per file, ``ivr_flows/calendars/<name>.yaml``; a flow names it by `
 UTF-8 (a BOM is tolerated), at most 64 KB, plain YAML without anchors, aliases or tags::
 
     title: 丰台区社保中心 服务时间            # optional, for people
-    timezone: Asia/Shanghai                  # optional IANA zone name; default Asia/Shanghai
+    timezone: Asia/Shanghai                  # optional IANA zone name; default: the hotline's timezone setting
     emergency:                               # optional; the switch an admin flips in an emergency
       active: false                          # true: every time_switch takes its emergency exit
       message: "因系统升级，热线暂停服务。"     # optional; text the emergency prompt may read out
@@ -63,13 +63,13 @@ from pathlib import Path
 from typing import Literal, NoReturn
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import yaml
-
+from cc_core import safeyaml
+from cc_core.calendars.days import local_zone
 from cc_core.errors import HotlineError
+from cc_core.safeyaml import MAP, SEQ, Value
 
 State = Literal["emergency", "holiday", "open", "closed"]
 
-DEFAULT_TIMEZONE = "Asia/Shanghai"
 MAX_FILE_BYTES = 64 * 1024
 MAX_RANGE_DAYS = 31
 # "We open again at …" only makes sense within a holiday season; the longest (春节) is 9 days.
@@ -284,27 +284,14 @@ def load_calendar(path: Path) -> Calendar:
     return _Reader(path).calendar(root)
 
 
-def _compose(path: Path, text: str) -> yaml.Node:
-    """Parse YAML into nodes (which keep their line numbers), refusing anchors, aliases and tags."""
+def _compose(path: Path, text: str) -> Value:
+    """The value tree (lines kept) by the product's one safe reader, :mod:`cc_core.safeyaml`:
+    no anchors, aliases or tags (aliases can blow a small file up into a huge document and make
+    an admin's file hard to read; calendars are short enough to write every value out)."""
     try:
-        # Aliases can blow a small file up into a huge document and make an admin's file hard to
-        # read; calendars are short enough to write every value out.
-        for event in yaml.parse(text, Loader=yaml.SafeLoader):
-            line = event.start_mark.line + 1 if event.start_mark is not None else None
-            if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
-                raise CalendarError(
-                    path, line, "anchors (&name) and aliases (*name) are not allowed; write the value out"
-                )
-            tag = getattr(event, "tag", None)  # set only when written out, e.g. !!str or !custom
-            if tag:
-                raise CalendarError(path, line, f"tags ({tag}) are not allowed")
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark is not None else None
-        raise CalendarError(path, line, f"not valid YAML: {exc.problem or exc.context}") from exc
-    except yaml.YAMLError as exc:
-        raise CalendarError(path, None, f"not valid YAML: {exc}") from exc
+        root = safeyaml.parse(text)
+    except safeyaml.Refused as exc:
+        raise CalendarError(path, exc.line, exc.message) from None
     if root is None:
         raise CalendarError(path, 1, "the calendar is empty")
     return root
@@ -316,15 +303,15 @@ class _Reader:
     def __init__(self, path: Path) -> None:
         self.path = path
 
-    def fail(self, node: yaml.Node | int, message: str) -> NoReturn:
-        line = node if isinstance(node, int) else node.start_mark.line + 1
+    def fail(self, node: Value | int, message: str) -> NoReturn:
+        line = node if isinstance(node, int) else node.line
         raise CalendarError(self.path, line, message)
 
-    def calendar(self, root: yaml.Node) -> Calendar:
+    def calendar(self, root: Value) -> Calendar:
         top = self.mapping(root, "the calendar", TOP_KEYS)
         if "hours" not in top:
             self.fail(root, "hours: missing; give the weekly hours, e.g. mon: 09:00-17:00")
-        zone = self.zone(top["timezone"]) if "timezone" in top else ZoneInfo(DEFAULT_TIMEZONE)
+        zone = self.zone(top["timezone"]) if "timezone" in top else local_zone()
         hours = self.hours(top["hours"])
         workday_hours = 0
         if "workday_hours" in top:
@@ -352,12 +339,12 @@ class _Reader:
 
     # -- shapes ---------------------------------------------------------------------------------
 
-    def mapping(self, node: yaml.Node, where: str, known: tuple[str, ...]) -> dict[str, yaml.Node]:
-        if not isinstance(node, yaml.MappingNode):
+    def mapping(self, node: Value, where: str, known: tuple[str, ...]) -> dict[str, Value]:
+        if not node.tag == MAP:
             self.fail(node, f"{where}: expected keys ({', '.join(known)})")
-        out: dict[str, yaml.Node] = {}
-        for key_node, value_node in node.value:
-            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
+        out: dict[str, Value] = {}
+        for key_node, value_node in node.pairs:
+            key = key_node.text if key_node.is_scalar else None
             if not isinstance(key, str) or key not in known:
                 hint = difflib.get_close_matches(str(key), known, n=1)
                 maybe = f"; did you mean '{hint[0]}'?" if hint else f"; known: {', '.join(known)}"
@@ -367,14 +354,13 @@ class _Reader:
             out[key] = value_node
         return out
 
-    def text(self, node: yaml.Node, where: str) -> str:
+    def text(self, node: Value, where: str) -> str:
         # The raw scalar text, never PyYAML's YAML 1.1 guesses (9:00 would become 540, no → False).
-        if not isinstance(node, yaml.ScalarNode):
+        if not node.is_scalar:
             self.fail(node, f"{where}: expected a single value")
-        value: str = node.value
-        return value.strip()
+        return node.text.strip()
 
-    def boolean(self, node: yaml.Node, where: str) -> bool:
+    def boolean(self, node: Value, where: str) -> bool:
         word = self.text(node, where).lower()
         if word in TRUE_WORDS:
             return True
@@ -382,13 +368,13 @@ class _Reader:
             return False
         self.fail(node, f"{where}: expected true or false, got '{word}'")
 
-    def weekday(self, node: yaml.Node, where: str) -> int:
+    def weekday(self, node: Value, where: str) -> int:
         word = self.text(node, where).lower()
         if word not in WEEKDAYS:
             self.fail(node, f"{where}: expected a weekday ({', '.join(WEEKDAYS)}), got '{word}'")
         return WEEKDAYS.index(word)
 
-    def zone(self, node: yaml.Node) -> ZoneInfo:
+    def zone(self, node: Value) -> ZoneInfo:
         name = self.text(node, "timezone")
         try:
             return ZoneInfo(name)
@@ -397,7 +383,7 @@ class _Reader:
 
     # -- sections -------------------------------------------------------------------------------
 
-    def hours(self, node: yaml.Node) -> tuple[tuple[Interval, ...], ...]:
+    def hours(self, node: Value) -> tuple[tuple[Interval, ...], ...]:
         days = self.mapping(node, "hours", WEEKDAYS)
         week: list[tuple[Interval, ...]] = []
         for day in WEEKDAYS:
@@ -405,12 +391,12 @@ class _Reader:
             week.append(self.day_hours(value, f"hours.{day}") if value is not None else ())
         return tuple(week)
 
-    def day_hours(self, node: yaml.Node, where: str) -> tuple[Interval, ...]:
-        items = node.value if isinstance(node, yaml.SequenceNode) else [node]
-        intervals: list[tuple[Interval, yaml.Node]] = []
+    def day_hours(self, node: Value, where: str) -> tuple[Interval, ...]:
+        items = node.items if node.tag == SEQ else [node]
+        intervals: list[tuple[Interval, Value]] = []
         for item in items:
             raw = self.text(item, where)
-            if raw.lower() in CLOSED_WORDS and not isinstance(node, yaml.SequenceNode):
+            if raw.lower() in CLOSED_WORDS and node.tag != SEQ:
                 return ()
             try:
                 intervals.append((_parse_interval(raw), item))
@@ -422,13 +408,13 @@ class _Reader:
                 self.fail(item, f"{where}: {after} overlaps {before}")
         return tuple(interval for interval, _ in intervals)
 
-    def spans(self, node: yaml.Node | None, section: str) -> tuple[DateSpan, ...]:
-        if node is None or (isinstance(node, yaml.ScalarNode) and node.value == ""):
+    def spans(self, node: Value | None, section: str) -> tuple[DateSpan, ...]:
+        if node is None or (node.is_scalar and node.text == ""):
             return ()  # "holidays:" with nothing under it
-        if not isinstance(node, yaml.SequenceNode):
+        if node.tag != SEQ:
             self.fail(node, f"{section}: expected a list of {{date: YYYY-MM-DD, name: …}}")
         spans: list[DateSpan] = []
-        for index, item in enumerate(node.value):
+        for index, item in enumerate(node.items):
             where = f"{section}[{index}]"
             keys = self.mapping(item, where, ENTRY_KEYS)
             for required in ENTRY_KEYS:
@@ -441,7 +427,7 @@ class _Reader:
                 first, last = _parse_span(self.text(keys["date"], f"{where}.date"))
             except ValueError as exc:
                 self.fail(keys["date"], f"{where}.date: {exc}")
-            span = DateSpan(first, last, name, keys["date"].start_mark.line + 1)
+            span = DateSpan(first, last, name, keys["date"].line)
             for other in spans:
                 if other.first <= span.last and span.first <= other.last:
                     self.fail(
@@ -472,7 +458,7 @@ class _Reader:
                         "make-up workdays (调休) are days that are normally closed",
                     )
 
-    def emergency(self, node: yaml.Node, zone: ZoneInfo) -> Emergency:
+    def emergency(self, node: Value, zone: ZoneInfo) -> Emergency:
         keys = self.mapping(node, "emergency", EMERGENCY_KEYS)
         active = self.boolean(keys["active"], "emergency.active") if "active" in keys else False
         message = self.text(keys["message"], "emergency.message") if "message" in keys else ""

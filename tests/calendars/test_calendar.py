@@ -13,14 +13,14 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from cc_core.errors import HotlineError
-from cc_core.ivr.calendar import (
+from cc_core.calendars import (
     MAX_FILE_BYTES,
     Calendar,
     CalendarError,
     load_calendar,
     load_calendars,
 )
+from cc_core.errors import HotlineError
 
 REPO = Path(__file__).resolve().parents[2]
 BEIJING = ZoneInfo("Asia/Shanghai")
@@ -328,10 +328,13 @@ HOURS = 'hours:\n  mon: "09:00-17:00"\n'  # lines 1-2 of most cases below
             HOURS + "emergency:\n  active: true\n  until: 2026-13-02T12:00\n", 5, "no such date", id="bad-until"
         ),
         pytest.param(
-            'hours:\n  mon: &day "09:00-17:00"\n  tue: *day\n', 2, "aliases (*name) are not allowed", id="anchor"
+            'hours:\n  mon: &day "09:00-17:00"\n  tue: *day\n',
+            2,
+            "anchor '&day': anchors and aliases are not allowed",
+            id="anchor",
         ),
-        pytest.param(HOURS + "title: !!str 日历\n", 3, "tags (tag:yaml.org,2002:str) are not allowed", id="tag"),
-        pytest.param('hours:\n  mon: ["09:00-17:00"\n', 3, "not valid YAML", id="yaml-syntax"),
+        pytest.param(HOURS + "title: !!str 日历\n", 3, "tag '!!str' is not allowed: custom tags are refused", id="tag"),
+        pytest.param('hours:\n  mon: ["09:00-17:00"\n', 3, "YAML syntax: ", id="yaml-syntax"),
         pytest.param("", 1, "the calendar is empty", id="empty"),
         pytest.param("- mon\n", 1, "expected keys", id="not-a-mapping"),
     ],

@@ -192,3 +192,23 @@ def test_a_wrap_up_without_an_end_counts_as_over_at_its_start() -> None:
     assert (ticked.state, ticked.state_since) == (S.AVAILABLE, T0)
     extended = sm.extend_wrapup(stuck, T0 - timedelta(seconds=5), 10)
     assert extended.wrapup_until == T0 + timedelta(seconds=10)
+
+
+def test_edges_the_mutation_run_found_unchecked() -> None:
+    """Each line pins one value the run of 0d15ad6 could change unnoticed (docs/testing.md,
+    Mutation testing / acd): a one-second wrap-up is a wrap-up, a one-second extension is allowed,
+    the auto-pause and the end of a call without wrap-up stamp their moment, a call ending takes
+    one call off, and an unreachable phone is False, not merely falsy."""
+    later = T0 + timedelta(seconds=7)
+    short = sm.call_ended(agent(S.ON_CALL), later, QueueConfig(name="q", wrapup_s=1))
+    assert (short.state, short.wrapup_until) == (S.WRAP_UP, later + timedelta(seconds=1))
+    none = sm.call_ended(agent(S.ON_CALL), later, QueueConfig(name="q", wrapup_s=0))
+    assert (none.state, none.state_since, none.last_ended_at) == (S.AVAILABLE, later, later)
+    two = sm.call_ended(agent(S.ON_CALL, voice_capacity=2, active_voice=2, wrapup_extended=True), later, QUEUE)
+    assert (two.active_voice, two.wrapup_extended) == (1, False)
+    assert sm.extend_wrapup(agent(S.WRAP_UP), T0, 1).wrapup_until == T0 + timedelta(seconds=31)
+    paused = sm.not_answered(agent(S.RINGING, missed_in_row=1), later, QUEUE)
+    assert (paused.state, paused.state_since) == (S.PAUSED, later)
+    assert sm.unreachable(agent(S.ON_CALL), later).device_reachable is False
+    back = sm.end_wrapup_early(agent(S.WRAP_UP), later)
+    assert (back.state, back.state_since) == (S.AVAILABLE, later)

@@ -54,9 +54,9 @@ from cc_core.contacts.store import ContactStore
 from cc_core.db.session import make_engine, make_sessionmaker
 from cc_core.db.writer import DbWriter
 from cc_core.errors import HotlineError
+from cc_core.http_policy import HttpPolicy
 from cc_core.ivr.agi_driver import AgiDriver, Recording
 from cc_core.ivr.entry import HotlineEntry
-from cc_core.ivr.http_policy import HttpPolicy
 from cc_core.ivr.prompts import PromptLibrary
 from cc_core.ivr.registry import FlowRegistry
 from cc_core.ivr.runtime import Step, Visit

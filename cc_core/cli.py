@@ -252,7 +252,7 @@ def _load_ivr(settings: Settings, folder: Path | None) -> tuple[Any, Any, list[s
 
 def _http_policy(settings: Settings) -> Any:
     """The hosts IVR http nodes may call, ``[ivr] http_allow`` (checked by validate and --http)."""
-    from cc_core.ivr.http_policy import HttpPolicy
+    from cc_core.http_policy import HttpPolicy
 
     return HttpPolicy.of(settings.ivr.http_allow)
 

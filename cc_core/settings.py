@@ -274,13 +274,13 @@ class IvrSettings(_Model):
     demo_api_port: int = Field(default=8090, ge=0, le=65535)
     # The hosts IVR http nodes may call (issue 11 item 8): "host" (any port) or "host:port".
     # Plain http:// only to loopback; any other host needs https://. The default is the demo
-    # API above: change it with demo_api_port. See cc_core/ivr/http_policy.py.
+    # API above: change it with demo_api_port. See cc_core/http_policy.py.
     http_allow: list[str] = Field(default_factory=lambda: ["127.0.0.1:8090"])
 
     @field_validator("http_allow")
     @classmethod
     def _http_hosts(cls, value: list[str]) -> list[str]:
-        from cc_core.ivr.http_policy import parse_allowed
+        from cc_core.http_policy import parse_allowed
 
         for entry in value:
             parse_allowed(entry)  # ValueError names the entry

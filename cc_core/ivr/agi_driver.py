@@ -20,8 +20,8 @@ from typing import Any, Protocol
 
 import aiohttp
 
+from cc_core.http_policy import DEFAULT_POLICY, HttpPolicy
 from cc_core.ivr.flow import Prompt
-from cc_core.ivr.http_policy import DEFAULT_POLICY, HttpPolicy
 from cc_core.ivr.runtime import (
     DYNAMIC,
     FINAL,

@@ -19,8 +19,8 @@ from cc_core.calls.lifecycle import CallLifecycle
 from cc_core.calls.store import CallStore
 from cc_core.calls.voicemail import VoicemailStore
 from cc_core.db.writer import DbRun
+from cc_core.http_policy import DEFAULT_POLICY, HttpPolicy
 from cc_core.ivr.agi_driver import AgiDriver, Recording
-from cc_core.ivr.http_policy import DEFAULT_POLICY, HttpPolicy
 from cc_core.ivr.prompts import PromptLibrary
 from cc_core.ivr.registry import FlowRegistry
 from cc_core.ivr.runtime import CallContext, End, Step, ToNumber, ToQueue, Visit, run

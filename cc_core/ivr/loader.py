@@ -25,6 +25,7 @@ from yaml.constructor import SafeConstructor
 
 from cc_core import safeyaml
 from cc_core.errors import HotlineError
+from cc_core.http_policy import HttpPolicy
 from cc_core.ivr.flow import (
     KINDS,
     Collect,
@@ -42,7 +43,6 @@ from cc_core.ivr.flow import (
     Transfer,
     Voicemail,
 )
-from cc_core.ivr.http_policy import HttpPolicy
 from cc_core.ivr.validator import Problem, join_path, suggest, validate
 from cc_core.safeyaml import FLOAT, INT, MAP, NULL, SEQ, STR, Value, describe
 

@@ -18,8 +18,8 @@ from types import MappingProxyType
 
 from cc_core.calendars import Calendar, CalendarError, load_calendars
 from cc_core.calendars.days import local_zone
+from cc_core.http_policy import HttpPolicy
 from cc_core.ivr.flow import Flow
-from cc_core.ivr.http_policy import HttpPolicy
 from cc_core.ivr.loader import FlowError, Problem, load_flows
 from cc_core.ivr.prompts import PromptError, PromptLibrary
 

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from cc_core.http_policy import DEFAULT_POLICY, HttpPolicy
 from cc_core.ivr.flow import Flow, Prompt
-from cc_core.ivr.http_policy import DEFAULT_POLICY, HttpPolicy
 from cc_core.ivr.runtime import (
     AskDigits,
     AskKey,

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit
 
+from cc_core.http_policy import HttpPolicy
 from cc_core.ivr.flow import (
     CHECKS,
     DTMF_KEYS,
@@ -41,7 +42,6 @@ from cc_core.ivr.flow import (
     Transfer,
     Voicemail,
 )
-from cc_core.ivr.http_policy import HttpPolicy
 
 # Caps on admin-set numbers: beyond them a caller sits in silence or is stuck retrying.
 MAX_WAIT_SECONDS = 60.0

@@ -25,9 +25,9 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from cc_core.http_policy import HttpPolicy
 from cc_core.ivr.agi_driver import MAX_ANSWER_BYTES, AgiDriver, Recording, _wav_seconds
 from cc_core.ivr.flow import Prompt
-from cc_core.ivr.http_policy import HttpPolicy
 from cc_core.ivr.runtime import (
     AskDigits,
     AskKey,

@@ -23,6 +23,7 @@ from aiohttp import web
 
 from cc_core.bus import EventBus
 from cc_core.calls.lifecycle import CallLifecycle
+from cc_core.http_policy import HttpPolicy
 from cc_core.ivr.entry import HotlineEntry, _exit, _node
 from cc_core.ivr.flow import (
     Collect,
@@ -38,7 +39,6 @@ from cc_core.ivr.flow import (
     Transfer,
     Voicemail,
 )
-from cc_core.ivr.http_policy import HttpPolicy
 from cc_core.ivr.runtime import Visit
 from cc_core.switch.fastagi import AgiHangup
 from tests.harness.ports import free_port

@@ -15,10 +15,10 @@ import pytest
 from aiohttp import web
 
 from cc_core.errors import SettingsError
+from cc_core.http_policy import DEFAULT_POLICY, HttpPolicy, parse_allowed
 from cc_core.ivr.agi_driver import AgiDriver, Recording
 from cc_core.ivr.entry import HotlineEntry
 from cc_core.ivr.flow import Flow, Hangup, Http, Node
-from cc_core.ivr.http_policy import DEFAULT_POLICY, HttpPolicy, parse_allowed
 from cc_core.ivr.loader import load_flows
 from cc_core.ivr.runtime import CallContext, Visit, run
 from cc_core.settings import load_settings

@@ -15,6 +15,10 @@ The same check runs when a flow is validated (a problem with file and line, so t
 published) and before each request (:class:`cc_core.ivr.agi_driver.AgiDriver`), which also sends
 no cookies and follows no redirects: a redirect could lead anywhere, and a cookie one caller's
 answer set would be sent with the next caller's request.
+
+A neutral module (moved out of ``ivr/`` by issue 12 item 6): the settings validate
+``[ivr] http_allow`` with :func:`parse_allowed`, and the switch imports the settings, so the
+parser may live in no domain; chat's and tickets' calls to business systems will use it too.
 """
 
 from __future__ import annotations

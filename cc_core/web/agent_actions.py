@@ -155,6 +155,9 @@ class AgentAction:
     fields: tuple[FieldSpec, ...]
     perform: Perform
     summary: str
+    # False: served on the loopback control site only. The chat counters stand in for the chat
+    # channel until it exists (issue 13); an agent's own browser must not lower its load.
+    workstation: bool = True
 
     def validate(self, data: Mapping[str, Any], path: Mapping[str, str] | None = None) -> Args:
         """The body's fields checked in order (the first bad one is the 400); path parameters
@@ -224,9 +227,16 @@ _TABLE: tuple[AgentAction, ...] = (
         (),
         _agent(lambda acd, a, _: acd.chat_started(a)),
         "开始一个会话 (a chat opened for the agent)",
+        workstation=False,
     ),
     AgentAction(
-        "chat-end", "", "chat-end", (), _agent(lambda acd, a, _: acd.chat_ended(a)), "结束一个会话 (a chat closed)"
+        "chat-end",
+        "",
+        "chat-end",
+        (),
+        _agent(lambda acd, a, _: acd.chat_ended(a)),
+        "结束一个会话 (a chat closed)",
+        workstation=False,
     ),
     AgentAction(
         "summary",
@@ -265,9 +275,10 @@ _UNKNOWN = {"": "unknown action", "wrapup": "unknown wrap-up action", "call": "u
 GROUPS = ("", "wrapup", "call", "callbacks")
 
 
-def verbs(group: str) -> list[str]:
-    """The verbs a group's ``{action}`` path parameter takes, in the table's order."""
-    return [a.verb for a in _TABLE if a.group == group]
+def verbs(group: str, *, workstation: bool = True) -> list[str]:
+    """The verbs a group's ``{action}`` path parameter takes, in the table's order (on the
+    workstation, or with ``workstation=False`` on the control site)."""
+    return [a.verb for a in _TABLE if a.group == group and (a.workstation or not workstation)]
 
 
 def body_schema(group: str) -> Schema:
@@ -282,10 +293,11 @@ def body_schema(group: str) -> Schema:
     return {"type": "object", "properties": props, "additionalProperties": False}
 
 
-def find(group: str, verb: str) -> AgentAction:
-    """The action at ``group``/``verb``; a 404 naming what was asked for otherwise."""
+def find(group: str, verb: str, *, workstation: bool = False) -> AgentAction:
+    """The action at ``group``/``verb``; a 404 naming what was asked for otherwise (also for an
+    action of the control site only, asked for on the workstation)."""
     action = _BY_PLACE.get((group, verb))
-    if action is None:
+    if action is None or (workstation and not action.workstation):
         raise ActionRefused(404, f"{_UNKNOWN.get(group, 'unknown action')} {verb}")
     return action
 
@@ -298,11 +310,13 @@ async def dispatch(
     verb: str,
     data: Mapping[str, Any],
     path: Mapping[str, str] | None = None,
+    *,
+    workstation: bool = False,
 ) -> Done:
     """Find the action, check its body, perform it for ``agent_id``. Raises :class:`ActionRefused`:
     404 for an unknown action, 400 for a bad body (nothing done), 403 for a summary of a call the
     agent did not serve, 409 with the controller's reason for anything else it refuses."""
-    action = find(group, verb)
+    action = find(group, verb, workstation=workstation)
     args = action.validate(data, path)
     try:
         return await action.perform(acd, control, agent_id, args)

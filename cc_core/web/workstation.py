@@ -347,7 +347,9 @@ async def _agent_do(request: web.Request, group: str, verb: str, path: dict[str,
     views = request.app[VIEWS_KEY]
     data = await body(request)
     try:
-        done = await agent_actions.dispatch(views.acd, views.control, agent_id, group, verb, data, path)
+        done = await agent_actions.dispatch(
+            views.acd, views.control, agent_id, group, verb, data, path, workstation=True
+        )
     except agent_actions.ActionRefused as exc:
         return json_error(exc.status, exc.message)
     return _ok(**(done.extra or {}))

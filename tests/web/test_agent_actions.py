@@ -163,6 +163,9 @@ VALID: dict[str, tuple[str, dict[str, Any], int, str | None]] = {
 }
 
 
+CONTROL_ONLY = ("chat-start", "chat-end")
+
+
 def test_every_action_of_the_table_is_served_by_both_sites_alike(
     both: tuple[Served, int], sites: tuple[Served, int, LoopThread]
 ) -> None:
@@ -177,7 +180,11 @@ def test_every_action_of_the_table_is_served_by_both_sites_alike(
             if after != OFFLINE:
                 loop.run(served.controller.acd.logout(AGENT))
             answers.append((got, answer.get("error"), after))
-        assert answers[0] == answers[1], name
+        if name in CONTROL_ONLY:
+            # The chat counters are the control site's only: the workstation does not know them.
+            assert answers[1] == (404, f"unknown action {tail}", OFFLINE), name
+        else:
+            assert answers[0] == answers[1], name
         got, said, after = answers[0]
         assert got == status, (name, said)
         assert said == error, name

@@ -289,6 +289,33 @@ def test_key_1_leaves_the_queue_for_a_callback(tmp_path: Path) -> None:
     run(tmp_path, scenario)
 
 
+def test_the_pass_takes_skill_priority_and_requested_agent_from_the_channel(tmp_path: Path) -> None:
+    """What the IVR set on the channel becomes the contact: a skill some agent has, the priority,
+    an agent who exists; a skill nobody has and an unknown agent are dropped (nobody to wait for)."""
+
+    async def scenario(world: World) -> None:
+        await world.caller_waits("u.1", HOTLINE_SKILL="pension", HOTLINE_PRIORITY="3", HOTLINE_REQUESTED_AGENT="2001")
+        contact = world.acd.waiters["u.1"].contact
+        assert (contact.skill, contact.priority, contact.requested_agent) == ("pension", 3, "2001")
+        await world.caller_waits("u.2", HOTLINE_SKILL="tax", HOTLINE_PRIORITY="x", HOTLINE_REQUESTED_AGENT="7777")
+        contact = world.acd.waiters["u.2"].contact
+        assert (contact.skill, contact.priority, contact.requested_agent) == (None, 0, None)
+        assert [c.id for c in world.acd.waiting] == ["u.1", "u.2"]
+
+    run(tmp_path, scenario)
+
+
+def test_key_2_leaves_the_queue_for_a_message(tmp_path: Path) -> None:
+    async def scenario(world: World) -> None:
+        await world.caller_waits("u.1")
+        await world.acd.wait(Pass("u.1", HOTLINE_QUEUE="general", HOTLINE_KEY="2"))  # type: ignore[arg-type]
+        assert world.callbacks.active() == []
+        assert ("u.1" in world.acd.waiters, len(world.acd.waiting)) == (False, 0)
+        assert [type(s).__name__ for s in world.heard[-3:]] == ["Visit", "RecordMessage", "End"]
+
+    run(tmp_path, scenario)
+
+
 def test_the_first_pass_announces_the_position_unless_an_agent_is_free(tmp_path: Path) -> None:
     async def scenario(world: World) -> None:
         await world.caller_waits("u.1")

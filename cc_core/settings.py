@@ -55,6 +55,17 @@ def switch_text(value: str, zh: str, en: str) -> str:
     return value
 
 
+def ip_networks(value: list[str], what: str = "") -> list[str]:
+    """``value`` if every item is an IP address or network (``what``, when given, starts the error)."""
+    for item in value:
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError as exc:
+            prefix = f"{what}: " if what else ""
+            raise ValueError(f"{prefix}{item!r} is not an IP address or network") from exc
+    return value
+
+
 def host_name(value: str, what: str) -> str:
     """``value`` if it is an IP address or a DNS host name (it is written into the switch's config)."""
     try:
@@ -148,12 +159,7 @@ class ControllerSettings(_Model):
     @field_validator("trusted_proxies")
     @classmethod
     def _proxy_networks(cls, value: list[str]) -> list[str]:
-        for item in value:
-            try:
-                ipaddress.ip_network(item, strict=False)
-            except ValueError as exc:
-                raise ValueError(f"trusted_proxies: {item!r} is not an IP address or network") from exc
-        return value
+        return ip_networks(value, "trusted_proxies")
 
     @model_validator(mode="after")
     def _distinct_ports(self) -> ControllerSettings:
@@ -228,12 +234,7 @@ class TrunkSettings(_Model):
     @field_validator("match")
     @classmethod
     def _networks(cls, value: list[str]) -> list[str]:
-        for item in value:
-            try:
-                ipaddress.ip_network(item, strict=False)
-            except ValueError as exc:
-                raise ValueError(f"{item!r} is not an IP address or network") from exc
-        return value
+        return ip_networks(value)
 
     @field_validator("host")
     @classmethod

@@ -168,6 +168,11 @@ def test_not_utf8(tmp_path: Path) -> None:
         ('[[trunks]]\nname = "carrier"\nmatch = ["10.0.0.0/33"]\n', "trunks.0.match", "'10.0.0.0/33'"),
         ('[[trunks]]\nname = "carrier"\nmatch = ["carrier.example"]\n', "trunks.0.match", "not an IP address"),
         ('[[trunks]]\nname = "carrier"\nmatch = []\n', "trunks.0.match", "at least 1"),
+        (
+            '[controller]\ntrusted_proxies = ["proxy.lan"]\n',
+            "controller.trusted_proxies",
+            "trusted_proxies: 'proxy.lan' is not an IP address or network",
+        ),
         ("home = 5\n", "home", "string"),
     ],
 )
